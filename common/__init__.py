@@ -1,0 +1,1 @@
+"""Pieces shared by both methods: frozen backbone, errors, atomic writes, device and seed handling."""

@@ -1,0 +1,72 @@
+"""Atomic file writes: write a temporary sibling, flush to disk, then rename over the target.
+
+A reader (or a crash) never sees a half-written file: the target is either the old file or the new one.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, newline: str | None = None) -> Path:
+    if newline is not None:
+        text = text.replace("\n", newline)
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def atomic_save_npz(path: str | os.PathLike, compressed: bool = True, **arrays: np.ndarray) -> Path:
+    buffer = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def atomic_write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Write a uint8 (H,W) or (H,W,3 RGB) array as PNG/JPEG, chosen by the suffix."""
+    from PIL import Image
+
+    path = Path(path)
+    buffer = io.BytesIO()
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower(), "PNG")
+    Image.fromarray(np.asarray(array)).save(buffer, format=fmt)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def atomic_write_tiff(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Write a float32 (H,W) map as a TIFF, the format of the official MVTec evaluation scripts."""
+    import tifffile
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, np.asarray(array, dtype=np.float32))
+    return atomic_write_bytes(path, buffer.getvalue())

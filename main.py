@@ -1,0 +1,289 @@
+"""Train and evaluate GLASS or SLSG: the one command-line entry point.
+
+    python main.py --method glass --dataset mvtec --datapath DATA --augpath DTD/images --classes carpet --test ckpt
+
+This file is the only place that wires datasets, methods and metrics together (see docs/CONTRACTS.md).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+METHODS = {"glass": "glass.method", "slsg": "slsg.method"}
+TEST_MODES = ("ckpt", "test", "predict")
+
+
+def _method_class(name: str):
+    module = importlib.import_module(METHODS[name])
+    if hasattr(module, "METHOD"):
+        return module.METHOD
+    for value in vars(module).values():
+        if isinstance(value, type) and getattr(value, "name", None) == name and hasattr(value, "predict"):
+            return value
+    raise ImportError(f"{METHODS[name]} defines no method class named {name!r}")
+
+
+def build_parser(method: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py", conflict_handler="resolve",
+        description="Industrial anomaly detection: train and evaluate GLASS (ECCV 2024) or SLSG (PR 2024).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    common = parser.add_argument_group("common")
+    common.add_argument("--method", choices=sorted(METHODS), default="glass", help="which method to run")
+    common.add_argument("--test", default="ckpt", choices=TEST_MODES,
+                        help="ckpt: train (resuming an interrupted run) then evaluate; test: evaluate the "
+                             "checkpoints under --results_path; predict: score --input images with --checkpoint")
+    common.add_argument("--dataset", default="mvtec",
+                        help="mvtec | visa | mpdd | wfdd | mad-man | mad-sys | loco | folder")
+    common.add_argument("--datapath", help="dataset root (the folder that holds the class folders)")
+    common.add_argument("--augpath", help="texture folder for anomaly synthesis (DTD: <dtd>/images)")
+    common.add_argument("--classes", "-d", "--subdatasets", action="append", default=None,
+                        help="class to run (repeat the flag for several); default: every class under --datapath")
+    common.add_argument("--results_path", default="results", help="where checkpoints, CSVs and maps go")
+    common.add_argument("--gpu", type=int, action="append", default=None,
+                        help="CUDA device index (the first is used); -1 or no GPU available = CPU")
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--batch_size", type=int, default=8)
+    common.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1),
+                        help="data-loading worker processes (0 = load in the main process)")
+    common.add_argument("--gt_rule", choices=("half", "glass", "nonzero"), default="half",
+                        help="binarisation of resized ground truth: >=0.5 (toolkit), ==1.0 (GLASS MVTec), >0 (VisA)")
+    common.add_argument("--save_maps", action="store_true",
+                        help="write scores.csv, maps.npz and tiff/ per class under <results_path>/eval/")
+    common.add_argument("--heatmaps", type=int, default=1, help="1: write heat-map PNGs of the test set")
+    common.add_argument("--checkpoint", help="a checkpoint file (or folder) to evaluate / predict with")
+    common.add_argument("--retrain", action="store_true",
+                        help="with --test ckpt: start over even if an interrupted run's checkpoint exists")
+    if method:
+        try:
+            method_cls = _method_class(method)
+        except ModuleNotFoundError as error:
+            parser.epilog = f"(the {method} method is not available in this installation: {error})"
+        else:
+            method_cls.add_arguments(parser)
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--method", default="glass")
+    known, _ = pre.parse_known_args(argv)
+    if known.method not in METHODS:
+        from common.errors import UserError
+
+        raise UserError(f"--method: unknown method {known.method!r}; choose from {', '.join(sorted(METHODS))}")
+    return build_parser(known.method).parse_args(argv)
+
+
+def _loader(dataset, batch_size: int, num_workers: int, shuffle: bool = False):
+    import torch
+
+    kwargs = dict(batch_size=batch_size, shuffle=shuffle, num_workers=num_workers)
+    if num_workers > 0:
+        kwargs.update(prefetch_factor=2, persistent_workers=False)
+    return torch.utils.data.DataLoader(dataset, **kwargs)
+
+
+def predict_dataset(model, loader, desc: str = "test"):
+    """Run the model over a test loader; maps are streamed into one preallocated float32 array."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from common.results import Predictions
+
+    n = len(loader.dataset)
+    maps = masks = None
+    scores = np.zeros(n, np.float64)
+    labels = np.zeros(n, np.int64)
+    paths: list[str] = []
+    kinds: list[str] = []
+    start = 0
+    for batch in tqdm(loader, desc=desc, leave=False, disable=None):
+        batch_scores, batch_maps = model.predict(batch["image"])
+        b = len(batch_scores)
+        if maps is None:
+            h, w = batch_maps.shape[-2:]
+            maps = np.zeros((n, h, w), np.float32)
+            masks = np.zeros((n, h, w), np.uint8)
+        maps[start:start + b] = batch_maps
+        gt = batch["mask"].numpy()[:, 0]
+        if gt.shape[-2:] != maps.shape[-2:]:
+            raise RuntimeError(f"map size {maps.shape[-2:]} differs from mask size {gt.shape[-2:]}")
+        masks[start:start + b] = gt > 0.5
+        scores[start:start + b] = batch_scores
+        labels[start:start + b] = batch["label"].numpy()
+        paths.extend(batch["image_path"])
+        kinds.extend(batch["anomaly_type"])
+        start += b
+    return Predictions(paths, kinds, labels, scores, maps, masks)
+
+
+def compute_metrics(pred, full: bool = True) -> dict:
+    """The metric row of one evaluation. ``full=False``: only what the per-epoch selection needs (as the
+    reference: image and pixel AUROC)."""
+    import numpy as np
+
+    import metrics
+
+    has_both = len(set(pred.labels.tolist())) == 2
+    has_pixels = bool(pred.masks.any()) and bool((pred.masks == 0).any())
+    nan = float("nan")
+    row = {
+        "image_auroc": metrics.image_auroc(pred.labels, pred.scores) if has_both else nan,
+        "pixel_auroc": metrics.pixel_auroc(pred.masks, pred.maps) if has_pixels else nan,
+    }
+    if not full:
+        return row
+    row["image_ap"] = metrics.image_ap(pred.labels, pred.scores) if has_both else nan
+    row["pixel_ap"] = metrics.pixel_ap(pred.masks, pred.maps) if has_pixels else nan
+    row["pixel_pro"] = metrics.glass_pro(pred.masks, pred.maps) if has_pixels else nan
+    row["au_pro"] = metrics.au_pro(pred.masks, pred.maps) if has_pixels else nan
+    kinds = np.asarray(pred.anomaly_types)
+    if {"logical_anomalies", "structural_anomalies"} & set(kinds.tolist()):
+        for kind in ("logical", "structural"):
+            keep = (kinds == "good") | (kinds == f"{kind}_anomalies")
+            row[f"image_auroc_{kind}"] = metrics.image_auroc(pred.labels[keep], pred.scores[keep])
+    return row
+
+
+def _write_eval_outputs(args, model, name: str, cls_name: str, dataset, pred) -> Path:
+    from common.results import denormalize, heatmap_panel, save_heatmap, save_maps
+
+    out_dir = Path(args.results_path) / "eval" / name
+    if args.heatmaps:
+        pre = model.preprocessing(train=False)
+        for index in range(len(dataset)):
+            item = dataset[index]
+            rgb = denormalize(item["image"].numpy(), pre.mean, pre.std)
+            panel = heatmap_panel(rgb, pred.masks[index], pred.maps[index])
+            save_heatmap(out_dir / f"{index + 1:03d}.png", panel)
+    if args.save_maps:
+        save_maps(out_dir, cls_name, pred)
+    return out_dir
+
+
+def run_class(args, method_cls, device, cls_name: str) -> dict:
+    import datasets
+    from common.errors import UserError
+    from common.seed import fix_seeds
+
+    fix_seeds(args.seed)
+    name = f"{args.dataset}_{cls_name}"
+    model = method_cls.from_args(args, device, cls_name)
+    ckpt_dir = method_cls.checkpoint_dir(Path(args.results_path), args.dataset, cls_name)
+    try:
+        test_samples = datasets.load_samples(args.dataset, args.datapath, cls_name, "test")
+    except UserError:
+        if args.dataset != "folder":
+            raise
+        test_samples = []
+    test_set = datasets.TestDataset(test_samples, model.preprocessing(train=False), gt_rule=args.gt_rule,
+                                    root=args.datapath) if test_samples else None
+    test_loader = _loader(test_set, args.batch_size, args.num_workers) if test_set else None
+
+    record: dict = {}
+    if args.test == "ckpt":
+        train_samples = datasets.load_samples(args.dataset, args.datapath, cls_name, "train",
+                                              fg=getattr(model, "uses_fg_masks", False))
+        evaluate = (lambda m: compute_metrics(predict_dataset(m, test_loader, "eval"), full=False)) \
+            if test_loader is not None else None
+        record = model.fit(train_samples, ckpt_dir, evaluate) or {}
+    source = Path(args.checkpoint) if args.checkpoint else ckpt_dir
+    info = model.load(source, which="best")
+    row: dict = {"best_epoch": info.get("epoch", record.get("best_epoch"))}
+    if test_loader is None:
+        print(f"{name}: no test set; model trained and saved under {ckpt_dir}")
+        return {**row, "last_epoch": record.get("last_epoch")}
+    pred = predict_dataset(model, test_loader)
+    row.update(compute_metrics(pred))
+    out_dir = _write_eval_outputs(args, model, name, cls_name, test_set, pred)
+    last_row, last_epoch = None, None
+    if not args.checkpoint:
+        try:
+            last_epoch = model.load(source, which="last").get("epoch")
+        except (UserError, FileNotFoundError):
+            last_epoch = None
+        if last_epoch is not None:
+            last_row = row if last_epoch == row["best_epoch"] else \
+                compute_metrics(predict_dataset(model, test_loader, "last"))
+    if last_row is not None:
+        row.update(last_epoch=last_epoch, last_image_auroc=last_row["image_auroc"],
+                   last_pixel_auroc=last_row["pixel_auroc"], last_au_pro=last_row.get("au_pro"))
+    print(f"{name}: heat maps in {out_dir}")
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from common.errors import UserError
+
+    try:
+        args = parse_args(argv)
+        return _run(args, argv)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: checkpoints written so far are complete; --test ckpt resumes", file=sys.stderr)
+        return 130
+
+
+def _run(args, argv) -> int:
+    import datasets
+    from common.device import pick_device
+    from common.errors import UserError
+    from common.results import format_table, read_results_csv, write_results_csv, write_run_record
+
+    method_cls = _method_class(args.method)
+    if args.test == "predict":
+        from common.predict import run_predict
+
+        return run_predict(args, method_cls)
+    if not args.datapath:
+        raise UserError("--datapath is required (the dataset root)")
+    if not Path(args.datapath).is_dir():
+        raise UserError(f"--datapath: folder not found: {args.datapath}")
+    if args.test == "ckpt" and getattr(args, "augpath", None) is None and getattr(method_cls, "needs_augpath", True):
+        raise UserError("--augpath is required for training (a texture folder such as <dtd>/images)")
+    if args.test == "ckpt" and args.augpath and not Path(args.augpath).is_dir():
+        raise UserError(f"--augpath: folder not found: {args.augpath}")
+    classes = args.classes or datasets.list_classes(args.dataset, args.datapath)
+    if args.checkpoint and len(classes) != 1:
+        raise UserError("--checkpoint names one model: give exactly one --classes")
+    available = datasets.list_classes(args.dataset, args.datapath)
+    unknown = [c for c in classes if c not in available]
+    if unknown:
+        raise UserError(f"--classes: unknown class(es) {', '.join(unknown)} under {args.datapath}; "
+                        f"available: {', '.join(available)}")
+    device = pick_device(args.gpu)
+    results_path = Path(args.results_path)
+    results_path.mkdir(parents=True, exist_ok=True)
+    write_run_record(results_path / f"run_{args.method}_{time.strftime('%Y%m%d-%H%M%S')}.json", argv, vars(args))
+    csv_path = results_path / "results.csv"
+    rows = read_results_csv(csv_path)
+    print(f"{args.method} on {args.dataset}: {len(classes)} class(es), device {device}, results in {results_path}")
+    for cls_name in classes:
+        row = run_class(args, method_cls, device, cls_name)
+        rows[f"{args.dataset}_{cls_name}"] = row
+        write_results_csv(csv_path, rows)
+    shown = ["image_auroc", "pixel_auroc", "au_pro", "pixel_pro", "best_epoch", "last_epoch"]
+    shown = [c for c in shown if any(r.get(c) is not None and not (isinstance(r.get(c), float) and
+                                                                  math.isnan(r[c])) for r in rows.values())]
+    ran = {k: v for k, v in rows.items() if k in {f"{args.dataset}_{c}" for c in classes}}
+    print()
+    print(format_table(ran, shown))
+    print(f"\nresults: {csv_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    warnings.filterwarnings("default", category=UserWarning)
+    sys.exit(main())

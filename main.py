@@ -14,7 +14,10 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 METHODS = {"glass": "glass.method", "slsg": "slsg.method"}
 TEST_MODES = ("ckpt", "test", "predict")
@@ -60,6 +63,12 @@ def build_parser(method: str | None) -> argparse.ArgumentParser:
                         help="write scores.csv, maps.npz and tiff/ per class under <results_path>/eval/")
     common.add_argument("--heatmaps", type=int, default=1, help="1: write heat-map PNGs of the test set")
     common.add_argument("--checkpoint", help="a checkpoint file (or folder) to evaluate / predict with")
+    common.add_argument("--input", help="--test predict: an image, a folder (searched recursively) or a glob")
+    common.add_argument("--output", default="results/predictions", help="--test predict: where results go")
+    common.add_argument("--threshold", type=float, default=None,
+                        help="--test predict: decision threshold (default: the one stored at training time)")
+    common.add_argument("--holdout", type=float, default=0.1,
+                        help="share of good training images held out for the threshold when there is no test set")
     common.add_argument("--retrain", action="store_true",
                         help="with --test ckpt: start over even if an interrupted run's checkpoint exists")
     if method:
@@ -80,7 +89,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         from common.errors import UserError
 
         raise UserError(f"--method: unknown method {known.method!r}; choose from {', '.join(sorted(METHODS))}")
-    return build_parser(known.method).parse_args(argv)
+    args = build_parser(known.method).parse_args(argv)
+    args.method_given = any(a == "--method" or a.startswith("--method=") for a in argv)
+    return args
 
 
 def _loader(dataset, batch_size: int, num_workers: int, shuffle: bool = False):
@@ -94,7 +105,7 @@ def _loader(dataset, batch_size: int, num_workers: int, shuffle: bool = False):
 
 def predict_dataset(model, loader, desc: str = "test"):
     """Run the model over a test loader; maps are streamed into one preallocated float32 array."""
-    import numpy as np
+
     from tqdm import tqdm
 
     from common.results import Predictions
@@ -129,7 +140,7 @@ def predict_dataset(model, loader, desc: str = "test"):
 def compute_metrics(pred, full: bool = True) -> dict:
     """The metric row of one evaluation. ``full=False``: only what the per-epoch selection needs (as the
     reference: image and pixel AUROC)."""
-    import numpy as np
+
 
     import metrics
 
@@ -170,54 +181,95 @@ def _write_eval_outputs(args, model, name: str, cls_name: str, dataset, pred) ->
     return out_dir
 
 
-def run_class(args, method_cls, device, cls_name: str) -> dict:
+@dataclass
+class ClassPlan:
+    """What one class will run on, listed (and validated) before any training starts."""
+
+    name: str
+    train: list
+    test: list
+    held_out: list  # good training images kept for the threshold when there is no test set
+
+
+def plan_class(args, method_cls, cls_name: str) -> ClassPlan:
     import datasets
+    from common.errors import UserError
+
+    test: list = []
+    try:
+        test = datasets.load_samples(args.dataset, args.datapath, cls_name, "test")
+    except UserError:
+        if args.dataset != "folder":
+            raise
+    train, held_out = [], []
+    if args.test == "ckpt":
+        train = datasets.load_samples(args.dataset, args.datapath, cls_name, "train",
+                                      fg=bool(getattr(args, "fg", 0)) and getattr(method_cls, "name", "") == "glass")
+        if not test and len(train) >= 4:
+            order = np.random.default_rng(args.seed).permutation(len(train))
+            n_held = max(2, int(round(args.holdout * len(train))))
+            held_out = [train[i] for i in sorted(order[:n_held])]
+            train = [train[i] for i in sorted(order[n_held:])]
+    return ClassPlan(cls_name, train, test, held_out)
+
+
+def run_class(args, method_cls, device, plan: ClassPlan) -> dict:
+    import datasets
+    from common.deployment import f1_max_threshold, held_out_threshold, write_deployment
     from common.errors import UserError
     from common.seed import fix_seeds
 
     fix_seeds(args.seed)
+    cls_name = plan.name
     name = f"{args.dataset}_{cls_name}"
     model = method_cls.from_args(args, device, cls_name)
     ckpt_dir = method_cls.checkpoint_dir(Path(args.results_path), args.dataset, cls_name)
-    try:
-        test_samples = datasets.load_samples(args.dataset, args.datapath, cls_name, "test")
-    except UserError:
-        if args.dataset != "folder":
-            raise
-        test_samples = []
-    test_set = datasets.TestDataset(test_samples, model.preprocessing(train=False), gt_rule=args.gt_rule,
-                                    root=args.datapath) if test_samples else None
+    pre = model.preprocessing(train=False)
+    test_set = datasets.TestDataset(plan.test, pre, gt_rule=args.gt_rule, root=args.datapath) if plan.test else None
     test_loader = _loader(test_set, args.batch_size, args.num_workers) if test_set else None
 
     record: dict = {}
     if args.test == "ckpt":
-        train_samples = datasets.load_samples(args.dataset, args.datapath, cls_name, "train",
-                                              fg=getattr(model, "uses_fg_masks", False))
         evaluate = (lambda m: compute_metrics(predict_dataset(m, test_loader, "eval"), full=False)) \
             if test_loader is not None else None
-        record = model.fit(train_samples, ckpt_dir, evaluate) or {}
+        record = model.fit(plan.train, ckpt_dir, evaluate) or {}
     source = Path(args.checkpoint) if args.checkpoint else ckpt_dir
+    if not source.exists():
+        raise UserError(f"--test test: no checkpoint for {name} at {source}; train first with --test ckpt "
+                        f"or pass --checkpoint FILE")
     info = model.load(source, which="best")
     row: dict = {"best_epoch": info.get("epoch", record.get("best_epoch"))}
+    threshold, rule = None, "none"
     if test_loader is None:
+        row["last_epoch"] = record.get("last_epoch", row["best_epoch"])
+        if plan.held_out:
+            held = datasets.TestDataset(plan.held_out, pre, gt_rule=args.gt_rule, root=args.datapath)
+            scores = predict_dataset(model, _loader(held, args.batch_size, args.num_workers), "held-out").scores
+            threshold = held_out_threshold(scores)
+            rule = f"quantile {0.99} of {len(scores)} held-out good images"
         print(f"{name}: no test set; model trained and saved under {ckpt_dir}")
-        return {**row, "last_epoch": record.get("last_epoch")}
-    pred = predict_dataset(model, test_loader)
-    row.update(compute_metrics(pred))
-    out_dir = _write_eval_outputs(args, model, name, cls_name, test_set, pred)
-    last_row, last_epoch = None, None
-    if not args.checkpoint:
-        try:
-            last_epoch = model.load(source, which="last").get("epoch")
-        except (UserError, FileNotFoundError):
-            last_epoch = None
-        if last_epoch is not None:
-            last_row = row if last_epoch == row["best_epoch"] else \
-                compute_metrics(predict_dataset(model, test_loader, "last"))
-    if last_row is not None:
-        row.update(last_epoch=last_epoch, last_image_auroc=last_row["image_auroc"],
-                   last_pixel_auroc=last_row["pixel_auroc"], last_au_pro=last_row.get("au_pro"))
-    print(f"{name}: heat maps in {out_dir}")
+    else:
+        pred = predict_dataset(model, test_loader)
+        row.update(compute_metrics(pred))
+        if len(set(pred.labels.tolist())) == 2:
+            threshold, rule = f1_max_threshold(pred.labels, pred.scores), "F1-max on the test set"
+        out_dir = _write_eval_outputs(args, model, name, cls_name, test_set, pred)
+        last_row, last_epoch = None, None
+        if not args.checkpoint:
+            try:
+                last_epoch = model.load(source, which="last").get("epoch")
+            except (UserError, FileNotFoundError):
+                last_epoch = None
+            if last_epoch is not None:
+                last_row = row if last_epoch == row["best_epoch"] else \
+                    compute_metrics(predict_dataset(model, test_loader, "last"))
+        if last_row is not None:
+            row.update(last_epoch=last_epoch, last_image_auroc=last_row["image_auroc"],
+                       last_pixel_auroc=last_row["pixel_auroc"], last_au_pro=last_row.get("au_pro"))
+        print(f"{name}: heat maps in {out_dir}")
+    if args.test == "ckpt":
+        stored = {**vars(args), "class_name": cls_name}
+        write_deployment(ckpt_dir, args.method, stored, pre.to_dict(), threshold, rule)
     return row
 
 
@@ -270,9 +322,10 @@ def _run(args, argv) -> int:
     csv_path = results_path / "results.csv"
     rows = read_results_csv(csv_path)
     print(f"{args.method} on {args.dataset}: {len(classes)} class(es), device {device}, results in {results_path}")
-    for cls_name in classes:
-        row = run_class(args, method_cls, device, cls_name)
-        rows[f"{args.dataset}_{cls_name}"] = row
+    plans = [plan_class(args, method_cls, cls_name) for cls_name in classes]  # bad input fails before training
+    for plan in plans:
+        row = run_class(args, method_cls, device, plan)
+        rows[f"{args.dataset}_{plan.name}"] = row
         write_results_csv(csv_path, rows)
     shown = ["image_auroc", "pixel_auroc", "au_pro", "pixel_pro", "best_epoch", "last_epoch"]
     shown = [c for c in shown if any(r.get(c) is not None and not (isinstance(r.get(c), float) and

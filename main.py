@@ -59,6 +59,8 @@ def build_parser(method: str | None) -> argparse.ArgumentParser:
                         help="data-loading worker processes (0 = load in the main process)")
     common.add_argument("--gt_rule", choices=("half", "glass", "nonzero"), default="half",
                         help="binarisation of resized ground truth: >=0.5 (toolkit), ==1.0 (GLASS MVTec), >0 (VisA)")
+    common.add_argument("--mask_pairing", choices=("stem", "order"), default="stem",
+                        help="pair test images with masks by file stem, or by sorted position (the reference)")
     common.add_argument("--save_maps", action="store_true",
                         help="write scores.csv, maps.npz and tiff/ per class under <results_path>/eval/")
     common.add_argument("--heatmaps", type=int, default=1, help="1: write heat-map PNGs of the test set")
@@ -191,20 +193,30 @@ class ClassPlan:
     held_out: list  # good training images kept for the threshold when there is no test set
 
 
+def _wants_fg_masks(method_cls, args, cls_name: str) -> bool:
+    decide = getattr(method_cls, "wants_fg_masks", None)
+    return bool(decide(args, cls_name)) if decide else False
+
+
+def checkpoint_dataset(dataset: str) -> str:
+    """MAD-man / MAD-sys are test-only: they evaluate the MVTec AD models (``mvtec_<class>``), as the reference."""
+    return "mvtec" if dataset in ("mad-man", "mad-sys") else dataset
+
+
 def plan_class(args, method_cls, cls_name: str) -> ClassPlan:
     import datasets
     from common.errors import UserError
 
     test: list = []
     try:
-        test = datasets.load_samples(args.dataset, args.datapath, cls_name, "test")
+        test = datasets.load_samples(args.dataset, args.datapath, cls_name, "test", mask_pairing=args.mask_pairing)
     except UserError:
         if args.dataset != "folder":
             raise
     train, held_out = [], []
     if args.test == "ckpt":
         train = datasets.load_samples(args.dataset, args.datapath, cls_name, "train",
-                                      fg=bool(getattr(args, "fg", 0)) and getattr(method_cls, "name", "") == "glass")
+                                      fg=_wants_fg_masks(method_cls, args, cls_name))
         if not test and len(train) >= 4:
             order = np.random.default_rng(args.seed).permutation(len(train))
             n_held = max(2, int(round(args.holdout * len(train))))
@@ -223,7 +235,7 @@ def run_class(args, method_cls, device, plan: ClassPlan) -> dict:
     cls_name = plan.name
     name = f"{args.dataset}_{cls_name}"
     model = method_cls.from_args(args, device, cls_name)
-    ckpt_dir = method_cls.checkpoint_dir(Path(args.results_path), args.dataset, cls_name)
+    ckpt_dir = method_cls.checkpoint_dir(Path(args.results_path), checkpoint_dataset(args.dataset), cls_name)
     pre = model.preprocessing(train=False)
     test_set = datasets.TestDataset(plan.test, pre, gt_rule=args.gt_rule, root=args.datapath) if plan.test else None
     test_loader = _loader(test_set, args.batch_size, args.num_workers) if test_set else None

@@ -7,6 +7,7 @@ This file is the only place that wires datasets, methods and metrics together (s
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import math
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+WRITE_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EPERM, errno.EDQUOT}
 METHODS = {"glass": "glass.method", "slsg": "slsg.method"}
 TEST_MODES = ("ckpt", "test", "predict")
 
@@ -285,6 +287,18 @@ def run_class(args, method_cls, device, plan: ClassPlan) -> dict:
     return row
 
 
+def _check_writable(folder: Path, flag: str) -> None:
+    from common.errors import UserError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(f"{flag}: cannot write to {folder} ({error.strerror or error})") from error
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from common.errors import UserError
@@ -294,6 +308,13 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, argv)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        where = f" {error.filename}" if error.filename else ""
+        print(f"error: cannot write{where}: {error.strerror} (nothing half-written was left; free space or choose "
+              f"another --results_path / --output)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: checkpoints written so far are complete; --test ckpt resumes", file=sys.stderr)
@@ -319,22 +340,22 @@ def _run(args, argv) -> int:
         raise UserError("--augpath is required for training (a texture folder such as <dtd>/images)")
     if args.test == "ckpt" and args.augpath and not Path(args.augpath).is_dir():
         raise UserError(f"--augpath: folder not found: {args.augpath}")
-    classes = args.classes or datasets.list_classes(args.dataset, args.datapath)
+    available = datasets.list_classes(args.dataset, args.datapath)
+    classes = args.classes or available
     if args.checkpoint and len(classes) != 1:
         raise UserError("--checkpoint names one model: give exactly one --classes")
-    available = datasets.list_classes(args.dataset, args.datapath)
     unknown = [c for c in classes if c not in available]
     if unknown:
         raise UserError(f"--classes: unknown class(es) {', '.join(unknown)} under {args.datapath}; "
                         f"available: {', '.join(available)}")
+    plans = [plan_class(args, method_cls, cls_name) for cls_name in classes]  # bad input fails before training
     device = pick_device(args.gpu)
     results_path = Path(args.results_path)
-    results_path.mkdir(parents=True, exist_ok=True)
+    _check_writable(results_path, "--results_path")
     write_run_record(results_path / f"run_{args.method}_{time.strftime('%Y%m%d-%H%M%S')}.json", argv, vars(args))
     csv_path = results_path / "results.csv"
     rows = read_results_csv(csv_path)
     print(f"{args.method} on {args.dataset}: {len(classes)} class(es), device {device}, results in {results_path}")
-    plans = [plan_class(args, method_cls, cls_name) for cls_name in classes]  # bad input fails before training
     for plan in plans:
         row = run_class(args, method_cls, device, plan)
         rows[f"{args.dataset}_{plan.name}"] = row

@@ -141,31 +141,36 @@ def predict_dataset(model, loader, desc: str = "test"):
     return Predictions(paths, kinds, labels, scores, maps, masks)
 
 
-def compute_metrics(pred, full: bool = True) -> dict:
+def compute_metrics(pred, full: bool = True, loco_truth: list | None = None) -> dict:
     """The metric row of one evaluation. ``full=False``: only what the per-epoch selection needs (as the
-    reference: image and pixel AUROC)."""
-
-
+    reference: image and pixel AUROC). ``loco_truth``: per test image, the LOCO defect channels at the original
+    resolution (``datasets.loco_ground_truth``); adds the logical / structural image AUROCs and AU-sPRO."""
     import metrics
 
-    has_both = len(set(pred.labels.tolist())) == 2
-    has_pixels = bool(pred.masks.any()) and bool((pred.masks == 0).any())
-    nan = float("nan")
-    row = {
-        "image_auroc": metrics.image_auroc(pred.labels, pred.scores) if has_both else nan,
-        "pixel_auroc": metrics.pixel_auroc(pred.masks, pred.maps) if has_pixels else nan,
-    }
     if not full:
-        return row
-    row["image_ap"] = metrics.image_ap(pred.labels, pred.scores) if has_both else nan
-    row["pixel_ap"] = metrics.pixel_ap(pred.masks, pred.maps) if has_pixels else nan
-    row["pixel_pro"] = metrics.glass_pro(pred.masks, pred.maps) if has_pixels else nan
-    row["au_pro"] = metrics.au_pro(pred.masks, pred.maps) if has_pixels else nan
-    kinds = np.asarray(pred.anomaly_types)
-    if {"logical_anomalies", "structural_anomalies"} & set(kinds.tolist()):
-        for kind in ("logical", "structural"):
-            keep = (kinds == "good") | (kinds == f"{kind}_anomalies")
-            row[f"image_auroc_{kind}"] = metrics.image_auroc(pred.labels[keep], pred.scores[keep])
+        nan = float("nan")
+        both = len(set(pred.labels.tolist())) == 2
+        pixels = bool(pred.masks.any()) and not bool(pred.masks.all())
+        return {"image_auroc": metrics.image_auroc(pred.labels, pred.scores) if both else nan,
+                "pixel_auroc": metrics.pixel_auroc(pred.masks, pred.maps) if pixels else nan}
+    row = metrics.evaluate_all(pred.labels, pred.scores, pred.masks, pred.maps)
+    kinds = list(pred.anomaly_types)
+    if {"logical_anomalies", "structural_anomalies"} <= set(kinds):
+        classification = metrics.loco_classification(kinds, pred.scores)
+        row["image_auroc_logical"] = classification["logical_anomalies"]
+        row["image_auroc_structural"] = classification["structural_anomalies"]
+        if loco_truth is not None:
+            import cv2
+
+            maps, channels = [], []
+            for anomaly_map, truth in zip(pred.maps, loco_truth):
+                h, w = truth.merged.shape
+                maps.append(cv2.resize(anomaly_map, (w, h), interpolation=cv2.INTER_LINEAR))
+                channels.append([(c.mask, c.saturation_area) for c in truth.channels])
+            spro = metrics.loco_localization(maps, kinds, channels, limits=(0.05,))
+            row["au_spro_logical"] = spro["logical_anomalies"]["0.05"]
+            row["au_spro_structural"] = spro["structural_anomalies"]["0.05"]
+            row["au_spro_mean"] = spro["mean"]["0.05"]
     return row
 
 
@@ -264,7 +269,10 @@ def run_class(args, method_cls, device, plan: ClassPlan) -> dict:
         print(f"{name}: no test set; model trained and saved under {ckpt_dir}")
     else:
         pred = predict_dataset(model, test_loader)
-        row.update(compute_metrics(pred))
+        loco_truth = None
+        if args.dataset == "loco" and all(s.label == 0 or s.defect_channels for s in plan.test):
+            loco_truth = [datasets.loco_ground_truth(s) for s in plan.test]
+        row.update(compute_metrics(pred, loco_truth=loco_truth))
         if len(set(pred.labels.tolist())) == 2:
             threshold, rule = f1_max_threshold(pred.labels, pred.scores), "F1-max on the test set"
         out_dir = _write_eval_outputs(args, model, name, cls_name, test_set, pred)

@@ -55,6 +55,8 @@ def detect_method(checkpoint: Path) -> str:
         return "glass"
     if isinstance(state, dict) and any(str(k).startswith("encoder_segment.") for k in state):
         return "slsg"
+    if isinstance(state, dict) and str(state.get("format", "")).startswith("slsg"):
+        return "slsg"  # the toolkit's resumable `_last.tch` (model + optimiser + step)
     raise UserError(f"--checkpoint: {checkpoint} is neither a GLASS nor an SLSG checkpoint")
 
 

@@ -180,10 +180,11 @@ def _write_eval_outputs(args, model, name: str, cls_name: str, dataset, pred) ->
     out_dir = Path(args.results_path) / "eval" / name
     if args.heatmaps:
         pre = model.preprocessing(train=False)
+        value_range = (float(pred.maps.min()), float(pred.maps.max()))
         for index in range(len(dataset)):
             item = dataset[index]
             rgb = denormalize(item["image"].numpy(), pre.mean, pre.std)
-            panel = heatmap_panel(rgb, pred.masks[index], pred.maps[index])
+            panel = heatmap_panel(rgb, pred.masks[index], pred.maps[index], value_range)
             save_heatmap(out_dir / f"{index + 1:03d}.png", panel)
     if args.save_maps:
         save_maps(out_dir, cls_name, pred)

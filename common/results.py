@@ -118,12 +118,14 @@ def denormalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) 
 
 
 def heatmap_panel(image_rgb: np.ndarray, mask: np.ndarray | None, anomaly_map: np.ndarray,
-                  vmax: float | None = None) -> np.ndarray:
+                  value_range: tuple[float, float] | None = None) -> np.ndarray:
     """image | ground truth | JET heat map over the image, side by side: (H, 3W, 3) uint8.
 
-    ``vmax`` scales the map (default: the map's own values, which are probabilities for both methods)."""
+    ``value_range`` (lo, hi) maps to blue..red; default (0, 1), the range of both methods' probabilities. The runner
+    passes the range of all maps of a class, so that colours compare across that class's images."""
     h, w = anomaly_map.shape
-    scaled = anomaly_map / vmax if vmax else anomaly_map
+    lo, hi = value_range if value_range is not None else (0.0, 1.0)
+    scaled = (anomaly_map - lo) / max(hi - lo, 1e-12)
     overlay = (0.5 * image_rgb + 0.5 * jet(np.clip(scaled, 0, 1))).astype(np.uint8)
     gt = np.zeros((h, w, 3), np.uint8) if mask is None else np.repeat((mask > 0)[..., None] * 255, 3, 2).astype(np.uint8)
     return np.concatenate([image_rgb, gt, overlay], axis=1)

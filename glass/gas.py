@@ -1,0 +1,174 @@
+"""Global Anomaly Synthesis (glass.md §5.2 step 3): Gaussian noise, gradient ascent, truncated projection.
+
+``gas_reference`` is the reference order: 21 discriminator forwards on ``cat[true, gaus]`` (2N rows each) and 20
+input gradients. ``gas_fast`` computes the same function with less work, for the default discriminator (one
+Linear -> BatchNorm1d -> LeakyReLU block):
+
+* ``true`` rows never change inside the loop, so their pre-BN activations ``z_t = true W^T + b`` are computed once
+  (and reused, with their graph, in the final forward). Only their per-channel sum and centred sum of squares enter
+  the train-mode BN statistics of the joint batch, which still couple both halves exactly.
+* ``gaus`` moves by ``0.001 g/|g|`` with ``g = dL/dz W`` (``z = gaus W^T + b``), so its activations move by
+  ``0.001 (dL/dz) (W W^T) / |g|`` and ``|g|^2 = rowsum((dL/dz) (W W^T) * dL/dz)``: each ascent step costs one
+  (N x H x H) product instead of four (2N x D x H) ones. ``gaus`` itself is materialised (one product) only where
+  the projection needs it (every 5 steps) and at the end; the projection is an affine row rescaling, so ``z``
+  follows it exactly.
+* The returned ``gaus`` carries the same autograd graph as the reference (noise and ascent increments are
+  constants; the projections are differentiable), so the training gradients into P and D are the same.
+
+BatchNorm running statistics get the same 21 updates (``num_batches_tracked`` + 21) as the reference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from glass.model import LEAKY_SLOPE, Discriminator
+
+ASCENT_STEP = 0.001  # hidden constant: step of the normalised gradient ascent
+PROJECT_EVERY = 5  # hidden constant: projection period
+MANIFOLD_BAND = (0.5, 1.0)  # hidden constant: |gaus - true| band of the manifold projection
+EPS = 1e-10
+
+
+@dataclass(frozen=True)
+class GasConfig:
+    step: int = 20
+    radius: float = 0.75  # the quantile q for r_t / r_g
+    mining: int = 1
+    svd: int = 0  # 0 = manifold, 1 = hypersphere
+
+
+@dataclass
+class GasResult:
+    gaus: Tensor  # (N, D), attached to ``true`` like the reference
+    true_loss: Tensor  # BCE(D(true), 0) from the final joint forward
+    gaus_loss: Tensor  # BCE(D(gaus), 1) from the final joint forward
+    r_g: Tensor  # quantile of |gaus - c| at the last projection (NaN if none: logging only)
+
+
+def _project(gaus: Tensor, true: Tensor, center: Tensor, r_t: Tensor, cfg: GasConfig
+             ) -> tuple[Tensor, Tensor, Tensor]:
+    """Truncated projection. Returns (projected gaus, r_g, the per-row factor alpha/(|h|+eps), detached)."""
+    dist_g = torch.norm(gaus - center, dim=1)
+    r_g = torch.quantile(dist_g.detach(), q=cfg.radius)
+    if cfg.svd == 1:
+        anchor, h, h_norm = center, gaus - center, dist_g
+        low, high = r_t, 2 * r_t
+    else:
+        anchor = true
+        h = gaus - true
+        h_norm = torch.norm(h, dim=1)
+        low, high = MANIFOLD_BAND
+    factor = (torch.clamp(h_norm, low, high) / (h_norm + EPS)).view(-1, 1)
+    return anchor + h * factor, r_g, factor.detach()
+
+
+def gas_reference(disc: Discriminator, true: Tensor, center: Tensor, r_t: Tensor, noise: Tensor,
+                  cfg: GasConfig) -> GasResult:
+    """The reference loop. true, center, noise: (N, D); r_t: scalar tensor."""
+    n = true.shape[0]
+    zeros = torch.zeros(n, 1, device=true.device)
+    ones = torch.ones(n, 1, device=true.device)
+    gaus = true + noise
+    r_g = torch.tensor(float("nan"), device=true.device)
+    for step in range(cfg.step + 1):
+        scores = disc(torch.cat([true, gaus]))
+        true_loss = F.binary_cross_entropy(scores[:n], zeros)
+        gaus_loss = F.binary_cross_entropy(scores[n:], ones)
+        if step == cfg.step:
+            break
+        if cfg.mining == 0:
+            r_g = torch.quantile(torch.norm(gaus - center, dim=1).detach(), q=cfg.radius)
+            break
+        grad = torch.autograd.grad(gaus_loss, [gaus])[0]
+        grad_norm = torch.norm(grad, dim=1).view(-1, 1)
+        with torch.no_grad():
+            gaus.add_(ASCENT_STEP * grad / (grad_norm + EPS))
+        if (step + 1) % PROJECT_EVERY == 0:
+            gaus, r_g, _ = _project(gaus, true, center, r_t, cfg)
+    return GasResult(gaus, true_loss, gaus_loss, r_g)
+
+
+def _bn_update(norm: nn.BatchNorm1d, mean: Tensor, var_biased: Tensor, count: int) -> None:
+    """One train-mode running-statistics update, as ``F.batch_norm`` does it (unbiased variance)."""
+    with torch.no_grad():
+        if norm.num_batches_tracked is not None:
+            norm.num_batches_tracked.add_(1)
+        if norm.track_running_stats:
+            m = norm.momentum
+            norm.running_mean.mul_(1 - m).add_(mean, alpha=m)
+            norm.running_var.mul_(1 - m).add_(var_biased * (count / (count - 1)), alpha=m)
+
+
+def supports_fast(disc: Discriminator) -> bool:
+    block = disc.single_block()
+    return block is not None and block[1].momentum is not None and block[1].training
+
+
+def gas_fast(disc: Discriminator, true: Tensor, center: Tensor, r_t: Tensor, noise: Tensor,
+             cfg: GasConfig) -> GasResult:
+    """Same inputs and result as ``gas_reference`` (up to float rounding); D must pass ``supports_fast``."""
+    if not supports_fast(disc):
+        return gas_reference(disc, true, center, r_t, noise, cfg)
+    linear, norm = disc.single_block()
+    tail = disc.tail[0]
+    n = true.shape[0]
+    weight, bias = linear.weight, linear.bias
+    z_true = linear(true)  # (N, H), graph kept for the final forward
+    gaus = true + noise
+    r_g = torch.tensor(float("nan"), device=true.device)
+    n_ascent = 0 if cfg.mining == 0 else cfg.step
+    if n_ascent:
+        with torch.no_grad():
+            zt = z_true.detach()
+            sum_t = zt.sum(0)
+            mean_t = sum_t / n
+            css_t = ((zt - mean_t) ** 2).sum(0)  # centred sum of squares of the true half
+            gram = weight @ weight.T  # (H, H)
+            zg = linear(gaus.detach())
+            anchor_z = zt if cfg.svd == 0 else linear(center)
+            acc = torch.zeros_like(zg)  # sum of scaled dL/dz since the last materialisation of gaus
+        params = [p.detach() for p in (norm.weight, norm.bias, tail.weight)]
+        for step in range(n_ascent):
+            grad_z, mean, var = _ascent_grad(zg, sum_t, mean_t, css_t, params, norm.eps, n)
+            _bn_update(norm, mean, var, 2 * n)
+            with torch.no_grad():
+                moved = grad_z @ gram
+                grad_norm = torch.sqrt(torch.clamp((moved * grad_z).sum(1, keepdim=True), min=0))
+                scale = ASCENT_STEP / (grad_norm + EPS)
+                zg.addcmul_(moved, scale)
+                acc.addcmul_(grad_z, scale)
+            if (step + 1) % PROJECT_EVERY == 0 or step == n_ascent - 1:
+                with torch.no_grad():
+                    gaus.add_(acc @ weight)
+                    acc.zero_()
+            if (step + 1) % PROJECT_EVERY == 0:
+                gaus, r_g, factor = _project(gaus, true, center, r_t, cfg)
+                with torch.no_grad():
+                    zg = anchor_z + (zg - anchor_z) * factor
+    elif cfg.mining == 0:
+        r_g = torch.quantile(torch.norm(gaus - center, dim=1).detach(), q=cfg.radius)
+    z = torch.cat([z_true, F.linear(gaus, weight, bias)])
+    scores = disc.tail(F.leaky_relu(norm(z), LEAKY_SLOPE))
+    true_loss = F.binary_cross_entropy(scores[:n], torch.zeros(n, 1, device=true.device))
+    gaus_loss = F.binary_cross_entropy(scores[n:], torch.ones(n, 1, device=true.device))
+    return GasResult(gaus, true_loss, gaus_loss, r_g)
+
+
+def _ascent_grad(zg: Tensor, sum_t: Tensor, mean_t: Tensor, css_t: Tensor, params: list[Tensor], eps: float,
+                 n: int) -> tuple[Tensor, Tensor, Tensor]:
+    """dBCE(D(gaus), 1)/dz on the gaus rows of the joint batch; also the joint batch mean and biased variance."""
+    gamma, beta, tail_w = params
+    with torch.enable_grad():
+        z = zg.detach().requires_grad_(True)
+        total = 2 * n
+        mean = (sum_t + z.sum(0)) / total
+        var = (css_t + n * (mean_t - mean) ** 2 + ((z - mean) ** 2).sum(0)) / total
+        y = (z - mean) * torch.rsqrt(var + eps) * gamma + beta
+        score = torch.sigmoid(F.linear(F.leaky_relu(y, LEAKY_SLOPE), tail_w))
+        loss = F.binary_cross_entropy(score, torch.ones_like(score))
+        (grad,) = torch.autograd.grad(loss, [z])
+    return grad, mean.detach(), var.detach()

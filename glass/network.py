@@ -1,0 +1,48 @@
+"""The GLASS network: frozen backbone -> patch embedding -> projection -> discriminator."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from glass.embed import PatchEmbedder
+from glass.model import Discriminator, Projection
+
+
+def reference_bn_probe(backbone: nn.Module, imagesize: int, device: torch.device) -> None:
+    """Reproduce a side effect of the reference: to learn the feature widths it runs ``torch.ones(1, 3, S, S)``
+    through the freshly built backbone, still in train mode, so every BatchNorm's running statistics move once
+    towards those of a constant image (momentum 0.1, ``num_batches_tracked`` + 1). Reference features, and the
+    heads trained on them, depend on this; the fixture test confirms it."""
+    norms = [m for m in backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.train()
+    try:
+        with torch.no_grad():
+            backbone(torch.ones(1, 3, imagesize, imagesize, device=device))
+    finally:
+        for norm in norms:
+            norm.eval()
+
+
+class GlassNet(nn.Module):
+    def __init__(self, backbone: nn.Module, pretrain_dim: int, target_dim: int, patchsize: int, pre_proj: int,
+                 dsc_layers: int, dsc_hidden: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.embedder = PatchEmbedder(pretrain_dim, target_dim, patchsize)
+        self.projection = Projection(target_dim, target_dim, pre_proj) if pre_proj > 0 else None
+        self.discriminator = Discriminator(target_dim, dsc_layers, dsc_hidden)
+
+    def embed(self, images: Tensor) -> tuple[Tensor, tuple[int, int]]:
+        """(B, 3, H, W) -> (B*h*w, target_dim) and the patch grid (h, w); no gradients (frozen backbone)."""
+        with torch.no_grad():
+            features = self.backbone(images)
+            return self.embedder(features), self.embedder.grid(features)
+
+    def project(self, embedding: Tensor) -> Tensor:
+        return self.projection(embedding) if self.projection is not None else embedding
+
+    def patch_scores(self, images: Tensor) -> tuple[Tensor, tuple[int, int]]:
+        """Eval-mode scores (B*h*w,) in (0, 1), and the grid."""
+        embedding, grid = self.embed(images)
+        return self.discriminator(self.project(embedding)).reshape(-1), grid

@@ -1,0 +1,267 @@
+"""The GLASS training loop (glass.md §5.2-5.3), resumable, with per-epoch evaluation and best-epoch selection.
+
+Deviations from the reference (docs/glass.md): the centre is computed from a cached sum of training embeddings
+(P is affine, so P(mean) = mean(P); exact up to float rounding, no backbone pass per epoch); every random draw
+derives from (seed, epoch[, index]), so resuming gives the same run and any worker count gives the same LAS.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from common.errors import UserError
+from glass import checkpoint as ckpt
+from glass.gas import GasConfig
+from glass.network import GlassNet
+from glass.step import losses
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    meta_epochs: int = 640
+    eval_epochs: int = 1
+    limit: int = 392
+    lr: float = 1e-4
+    noise: float = 0.015
+    p: float = 0.5
+    gas: GasConfig = field(default_factory=GasConfig)
+    seed: int = 0
+    batch_size: int = 8
+    num_workers: int = 0
+    center_mean: str = "batch"  # "batch": mean of batch means (reference); "exact": mean over images
+    fast: bool = True
+    dsc_margin: float = 0.5
+    name: str = "glass"
+
+
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
+
+
+class LasDataset(Dataset):
+    """Training images with their LAS copy. Items: image, aug (3,H,W), mask_s (h,w), index."""
+
+    def __init__(self, images: Dataset, synthesizer, seed: int, use_fg: bool) -> None:
+        self.images, self.synthesizer, self.seed, self.use_fg = images, synthesizer, int(seed), bool(use_fg)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.images[index]
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        out = self.synthesizer(item["image"], item["fg_mask"] if self.use_fg else None, rng)
+        return {"image": item["image"], "aug": out["aug"], "mask_s": out["mask_s"], "index": index}
+
+
+def _loader(dataset: Dataset, batch_size: int, num_workers: int, order: list[int] | None = None) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, sampler=order, shuffle=False, num_workers=num_workers,
+                      drop_last=False)
+
+
+class CentreCache:
+    """Sum of the (h*w, D) embeddings of all training images, computed once; the per-epoch centre from it.
+
+    The reference's centre is the mean over the batches of a shuffled loader of the batch means of P(E(x)); with a
+    short last batch its images weigh more. With S the sum over all images and L the sum over the epoch's last
+    batch: centre = P((S - L) / (nb * B) + L / (nb * r)), computing E only for those r < B images per epoch.
+    """
+
+    def __init__(self, net: GlassNet, images: Dataset, batch_size: int, num_workers: int, device: torch.device):
+        self.net, self.images, self.batch_size, self.device = net, images, int(batch_size), device
+        self.num_workers = num_workers
+        self.count = len(images)
+        self._total: torch.Tensor | None = None
+        self._mean_image: torch.Tensor | None = None
+
+    def _build(self) -> None:
+        """One pass over the training images (lazily: a finished run being re-evaluated never needs it)."""
+        total = image_sum = None
+        for batch in _loader(self.images, self.batch_size, self.num_workers):
+            emb, grid = self.net.embed(batch["image"].to(self.device))
+            per_image = emb.reshape(batch["image"].shape[0], grid[0] * grid[1], -1).to(torch.float64).sum(0)
+            total = per_image if total is None else total + per_image
+            summed = batch["image"].to(torch.float64).sum(0)
+            image_sum = summed if image_sum is None else image_sum + summed
+        self._total = total
+        self._mean_image = (image_sum / self.count).float()
+
+    @property
+    def total(self) -> torch.Tensor:
+        if self._total is None:
+            self._build()
+        return self._total
+
+    @property
+    def mean_image(self) -> torch.Tensor:
+        """The normalised mean training image (3, H, W), for the FFT judge."""
+        if self._mean_image is None:
+            self._build()
+        return self._mean_image
+
+    def _sum(self, indices: list[int]) -> torch.Tensor:
+        batch = torch.stack([self.images[i]["image"] for i in indices]).to(self.device)
+        emb, grid = self.net.embed(batch)
+        return emb.reshape(len(indices), grid[0] * grid[1], -1).to(torch.float64).sum(0)
+
+    def embedding_centre(self, mode: str, order: list[int]) -> torch.Tensor:
+        n, b = self.count, self.batch_size
+        batches = math.ceil(n / b)
+        short = n - (batches - 1) * b
+        if mode == "exact" or short == b:
+            return (self.total / n).float()
+        last = self._sum(order[(batches - 1) * b:])
+        return ((self.total - last) / (batches * b) + last / (batches * short)).float()
+
+    def centre(self, mode: str, order: list[int]) -> torch.Tensor:
+        """(h*w, D) centre in the projected space."""
+        with torch.no_grad():
+            return self.net.project(self.embedding_centre(mode, order))
+
+
+def _selection_key(metrics: dict) -> float:
+    values = [metrics.get("image_auroc"), metrics.get("pixel_auroc")]
+    return float(sum(v for v in values if v is not None and not math.isnan(float(v))))
+
+
+class Trainer:
+    def __init__(self, net: GlassNet, cfg: TrainConfig, device: torch.device, extra_state: dict | None = None):
+        self.net, self.cfg, self.device = net, cfg, device
+        self.extra_state = extra_state or {}
+        proj = net.projection
+        self.proj_opt = torch.optim.Adam(proj.parameters(), cfg.lr, weight_decay=1e-5) if proj is not None else None
+        self.dsc_opt = torch.optim.AdamW(net.discriminator.parameters(), lr=2 * cfg.lr)
+        self.history: list[dict] = []
+        self.best: dict | None = None  # {"epoch", "metrics"}
+        self.start_epoch = 0
+
+    # --- state -----------------------------------------------------------------------------------------------
+    def heads(self) -> dict:
+        state = {"discriminator": self.net.discriminator.state_dict()}
+        if self.net.projection is not None:
+            state["pre_projection"] = self.net.projection.state_dict()
+        return state
+
+    def full_state(self, epoch: int) -> dict:
+        state = {**self.heads(), "epoch": epoch, "dsc_opt": self.dsc_opt.state_dict(), "best": self.best,
+                 "history": self.history, "config": _plain(asdict(self.cfg)), **self.extra_state}
+        if self.proj_opt is not None:
+            state["proj_opt"] = self.proj_opt.state_dict()
+        return state
+
+    def resume(self, folder: Path) -> bool:
+        """Continue from ``ckpt.pth``; False when there is nothing to resume."""
+        path = Path(folder) / ckpt.LATEST
+        if not path.is_file():
+            if ckpt.best_files(folder):
+                raise UserError(f"{folder} holds a ckpt_best file but no ckpt.pth to resume from; use --test test to "
+                                f"evaluate it or --retrain to train again")
+            return False
+        state = ckpt.read(path)
+        if "epoch" not in state or "dsc_opt" not in state:
+            raise UserError(f"{path} has no training state (a reference checkpoint?): use --test test to evaluate it "
+                            f"or --retrain to train again")
+        ckpt.load_heads(state, self.net.projection, self.net.discriminator, path)
+        self.dsc_opt.load_state_dict(state["dsc_opt"])
+        if self.proj_opt is not None and "proj_opt" in state:
+            self.proj_opt.load_state_dict(state["proj_opt"])
+        self.best, self.history = state.get("best"), list(state.get("history", []))
+        self.start_epoch = int(state["epoch"]) + 1
+        return True
+
+    # --- loop --------------------------------------------------------------------------------------------------
+    def fit(self, las: LasDataset, centre: CentreCache, folder: Path, evaluate: Callable[[], dict] | None,
+            log: Callable[[str], None] = print) -> dict:
+        cfg, net = self.cfg, self.net
+        folder.mkdir(parents=True, exist_ok=True)
+        n = len(las)
+        for epoch in range(self.start_epoch, cfg.meta_epochs):
+            started = time.time()
+            centre_order = np.random.default_rng([cfg.seed, epoch, 2]).permutation(n).tolist()
+            c = centre.centre(cfg.center_mean, centre_order)
+            stats = self._epoch(las, c, epoch)
+            record = {"epoch": epoch, **stats}
+            if evaluate is not None and cfg.eval_epochs > 0 and (epoch + 1) % cfg.eval_epochs == 0:
+                metrics = evaluate()
+                record.update({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+                if self.best is None or _selection_key(metrics) > _selection_key(self.best["metrics"]):
+                    self.best = {"epoch": epoch, "metrics": {k: float(v) for k, v in metrics.items()
+                                                             if isinstance(v, (int, float))}}
+                    ckpt.save_best(folder, {**self.heads(), "epoch": epoch, "metrics": self.best["metrics"]}, epoch)
+            record["seconds"] = round(time.time() - started, 3)
+            self.history.append(record)
+            ckpt.save_latest(folder, self.full_state(epoch))
+            log(_format(cfg.name, record, cfg.meta_epochs))
+        last = self.history[-1]["epoch"] if self.history else None
+        if self.best is None and last is not None:  # no evaluation ran: the last epoch is the model to use
+            self.best = {"epoch": last, "metrics": {}}
+            ckpt.save_best(folder, {**self.heads(), "epoch": last}, last)
+            ckpt.save_latest(folder, self.full_state(last))
+        return {"best_epoch": None if self.best is None else self.best["epoch"], "last_epoch": last,
+                "epochs": self.history, "best": self.best}
+
+    def _epoch(self, las: LasDataset, c: torch.Tensor, epoch: int) -> dict:
+        cfg, net = self.cfg, self.net
+        net.backbone.eval()
+        if net.projection is not None:
+            net.projection.train()
+        net.discriminator.train()
+        las.epoch = epoch
+        order = np.random.default_rng([cfg.seed, epoch, 1]).permutation(len(las)).tolist()
+        noise_gen = torch.Generator().manual_seed(_seed(cfg.seed, epoch, 3))
+        seen, sums, iters = 0, {"loss": 0.0, "r_t": 0.0, "r_g": 0.0, "r_f": 0.0}, 0
+        for it, batch in enumerate(_loader(las, cfg.batch_size, cfg.num_workers, order)):
+            images = batch["image"].to(self.device)
+            b = images.shape[0]
+            emb, grid = net.embed(torch.cat([images, batch["aug"].to(self.device)]))
+            rows = b * grid[0] * grid[1]
+            if tuple(batch["mask_s"].shape[-2:]) != tuple(grid):
+                raise UserError(f"LAS patch grid {tuple(batch['mask_s'].shape[-2:])} differs from the feature grid "
+                                f"{tuple(grid)}: set --downsampling to the stride of the first layer")
+            true_emb, fake_emb = emb[:rows], emb[rows:]
+            noise = (torch.randn(true_emb.shape, generator=noise_gen) * cfg.noise).to(self.device)
+            self.dsc_opt.zero_grad()
+            if self.proj_opt is not None:
+                self.proj_opt.zero_grad()
+            out = losses(net.projection, net.discriminator, true_emb, fake_emb, batch["mask_s"].to(self.device),
+                         c.repeat(b, 1), noise, cfg.gas, cfg.p, cfg.dsc_margin, cfg.fast)
+            if not torch.isfinite(out.loss):
+                raise UserError(f"{cfg.name}: the loss became {float(out.loss)} at epoch {epoch}, iteration {it}; "
+                                f"training stopped, the last good checkpoint is kept (try a lower --lr)")
+            out.loss.backward()
+            if self.proj_opt is not None:
+                self.proj_opt.step()
+            self.dsc_opt.step()
+            iters += 1
+            for key in sums:
+                sums[key] += float(getattr(out, key).detach()) if key != "loss" else float(out.loss.detach())
+            seen += b
+            if seen > cfg.limit:
+                break
+        return {k: v / max(iters, 1) for k, v in sums.items()} | {"iterations": iters}
+
+
+def _format(name: str, record: dict, total: int) -> str:
+    parts = [f"[{name}] epoch {record['epoch'] + 1}/{total}", f"loss {record['loss']:.4f}",
+             f"r_t {record['r_t']:.3f}", f"r_g {record['r_g']:.3f}", f"r_f {record['r_f']:.3f}"]
+    for key, label in (("image_auroc", "i-AUROC"), ("pixel_auroc", "p-AUROC")):
+        if key in record:
+            parts.append(f"{label} {100 * record[key]:.2f}")
+    parts.append(f"{record['seconds']:.1f}s")
+    return "  ".join(parts)
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# GLASS on MAD-man (Person_1) with the reference settings (glass.md §2). Edit datapath / classes below.
+# --test ckpt trains (resuming an interrupted run; --retrain starts over) then evaluates; --test test only evaluates.
+# Test only: --dataset mad-man evaluates the MVTec AD checkpoints (results/models/backbone_0/mvtec_<class>, as in the
+# reference, which names these runs "mvtec"); rows are named mad-man_<class> in results.csv.
+# Other Person_* subsets: edit datapath.
+# Runs from any directory. DRY_RUN=1 bash shell/run-mad-man.sh prints the command instead of running it.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_glass_common.sh"
+
+datapath=${GLASS_DATAPATH:-/data/MAD-man/Person_1}
+augpath=${GLASS_AUGPATH:-/data/dtd/images}
+classes=(carpet grid leather tile wood bottle cable capsule hazelnut metal_nut pill screw toothbrush transistor zipper)
+test_mode=test   # ckpt | test
+
+mapfile -t class_args < <(class_flags "${classes[@]}")
+run_glass --test "$test_mode" --gpu 0 --seed 0 --results_path results \
+  "${GLASS_NET[@]}" "${GLASS_DATA[@]}" --distribution 0 --fg 1 \
+  --dataset mad-man --datapath "$datapath" --augpath "$augpath" "${class_args[@]}" "$@"

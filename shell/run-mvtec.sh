@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# GLASS on MVTec AD with the reference settings (glass.md §2). Edit datapath / augpath / classes below.
+# --test ckpt trains (resuming an interrupted run; --retrain starts over) then evaluates; --test test only evaluates.
+# Runs from any directory. DRY_RUN=1 bash shell/run-mvtec.sh prints the command instead of running it.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_glass_common.sh"
+
+datapath=${GLASS_DATAPATH:-/data/MVTec}
+augpath=${GLASS_AUGPATH:-/data/dtd/images}
+classes=(carpet grid leather tile wood bottle cable capsule hazelnut metal_nut pill screw toothbrush transistor zipper)
+test_mode=ckpt   # ckpt | test
+
+mapfile -t class_args < <(class_flags "${classes[@]}")
+run_glass --test "$test_mode" --gpu 0 --seed 0 --results_path results \
+  "${GLASS_NET[@]}" "${GLASS_DATA[@]}" --distribution 0 --fg 1 \
+  --dataset mvtec --datapath "$datapath" --augpath "$augpath" "${class_args[@]}" "$@"

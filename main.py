@@ -201,6 +201,15 @@ class ClassPlan:
     held_out: list  # good training images kept for the threshold when there is no test set
 
 
+def _remove_stale_temporaries(ckpt_dir: Path) -> None:
+    """A process killed during an atomic write leaves its hidden temporary (``.<name>.*.tmp``) behind; the target
+    file itself is intact. Remove such leftovers before training resumes."""
+    folder = ckpt_dir if ckpt_dir.is_dir() else ckpt_dir.parent
+    if folder.is_dir():
+        for leftover in folder.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+
+
 def _wants_fg_masks(method_cls, args, cls_name: str) -> bool:
     decide = getattr(method_cls, "wants_fg_masks", None)
     return bool(decide(args, cls_name)) if decide else False
@@ -250,6 +259,7 @@ def run_class(args, method_cls, device, plan: ClassPlan) -> dict:
 
     record: dict = {}
     if args.test == "ckpt":
+        _remove_stale_temporaries(ckpt_dir)
         evaluate = (lambda m: compute_metrics(predict_dataset(m, test_loader, "eval"), full=False)) \
             if test_loader is not None else None
         record = model.fit(plan.train, ckpt_dir, evaluate) or {}

@@ -60,19 +60,34 @@ def detect_method(checkpoint: Path) -> str:
     raise UserError(f"--checkpoint: {checkpoint} is neither a GLASS nor an SLSG checkpoint")
 
 
+# Flags that fix a model's architecture or input: a trained model cannot be used with other values.
+MODEL_FLAGS = ("backbone_names", "layers_to_extract_from", "pretrain_embed_dimension", "target_embed_dimension",
+               "patchsize", "dsc_layers", "dsc_hidden", "pre_proj", "imagesize", "resize")
+
+
 def _model_args(method: str, deployment: dict | None, given: argparse.Namespace | None) -> argparse.Namespace:
-    """Defaults, then the flags stored at training time, then flags the user gave explicitly."""
+    """Defaults, then the flags stored at training time, then flags the user gave explicitly (which must not
+    contradict the stored architecture or input size)."""
     from main import build_parser
 
     parser = build_parser(method)
     defaults = vars(parser.parse_args(["--method", method]))
     merged = dict(defaults)
-    if deployment:
-        merged.update({k: v for k, v in deployment["args"].items() if k in defaults})
+    stored = {k: v for k, v in (deployment or {}).get("args", {}).items() if k in defaults}
+    merged.update(stored)
     if given is not None:
-        merged.update({k: v for k, v in vars(given).items() if k in defaults and v != defaults.get(k)})
+        explicit = {k: v for k, v in vars(given).items() if k in defaults and v != defaults.get(k)}
+        for flag in MODEL_FLAGS:
+            if flag in explicit and flag in stored and explicit[flag] != stored[flag]:
+                raise UserError(f"--{flag} {_show(explicit[flag])}: the checkpoint was trained with --{flag} "
+                                f"{_show(stored[flag])} (leave the flag out to use the stored value)")
+        merged.update(explicit)
     merged["method"] = method
     return argparse.Namespace(**merged)
+
+
+def _show(value) -> str:
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 @dataclass
@@ -221,6 +236,10 @@ def run_predict(args: argparse.Namespace, method_cls) -> int:
     if not getattr(args, "input", None):
         raise UserError("--test predict needs --input (an image, a folder or a glob)")
     output = Path(args.output or "results/predictions")
+    found = detect_method(Path(args.checkpoint))
+    if args.method_given and args.method != found:
+        raise UserError(f"--checkpoint {args.checkpoint} is a {found.upper()} checkpoint, not {args.method.upper()}: "
+                        f"use --method {found}")
     images, root = expand_inputs(args.input)
     try:
         output.mkdir(parents=True, exist_ok=True)

@@ -306,18 +306,6 @@ def run_class(args, method_cls, device, plan: ClassPlan) -> dict:
     return row
 
 
-def _check_writable(folder: Path, flag: str) -> None:
-    from common.errors import UserError
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise UserError(f"{flag}: cannot write to {folder} ({error.strerror or error})") from error
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from common.errors import UserError
@@ -342,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args, argv) -> int:
     import datasets
+    from common.atomic import check_writable
     from common.device import pick_device
     from common.errors import UserError
     from common.results import format_table, read_results_csv, write_results_csv, write_run_record
@@ -370,7 +359,7 @@ def _run(args, argv) -> int:
     plans = [plan_class(args, method_cls, cls_name) for cls_name in classes]  # bad input fails before training
     device = pick_device(args.gpu)
     results_path = Path(args.results_path)
-    _check_writable(results_path, "--results_path")
+    check_writable(results_path, "--results_path")
     write_run_record(results_path / f"run_{args.method}_{time.strftime('%Y%m%d-%H%M%S')}.json", argv, vars(args))
     csv_path = results_path / "results.csv"
     rows = read_results_csv(csv_path)

@@ -72,3 +72,18 @@ def atomic_write_tiff(path: str | os.PathLike, array: np.ndarray) -> Path:
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, np.asarray(array, dtype=np.float32))
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def check_writable(folder: str | os.PathLike, flag: str) -> Path:
+    """Make ``folder`` and prove it writable now, before long work; a ``UserError`` naming ``flag`` otherwise."""
+    from common.errors import UserError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(f"{flag}: cannot write to {folder} ({error.strerror or error})") from error
+    return folder

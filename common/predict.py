@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from common.atomic import atomic_write_bytes, atomic_write_image, atomic_write_text, atomic_write_tiff
+from common.atomic import (atomic_write_bytes, atomic_write_image, atomic_write_text, atomic_write_tiff,
+                           check_writable)
 from common.deployment import read_deployment
 from common.errors import UserError
 
@@ -241,13 +242,7 @@ def run_predict(args: argparse.Namespace, method_cls) -> int:
         raise UserError(f"--checkpoint {args.checkpoint} is a {found.upper()} checkpoint, not {args.method.upper()}: "
                         f"use --method {found}")
     images, root = expand_inputs(args.input)
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        probe = output / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise UserError(f"--output: cannot write to {output} ({exc.strerror or exc})") from exc
+    check_writable(output, "--output")
     detector = load(args.checkpoint, method=args.method if args.method_given else None,
                     device=pick_device(args.gpu), args=args, threshold=args.threshold)
     size = int(detector.preprocessing.imagesize)

@@ -11,10 +11,14 @@
 # ran (ImageNet initialisation only). Without ENCODER the encoder starts from random weights (a warning says so).
 # To evaluate the released per-class weights: --test test --checkpoint model_data/<class>.tch --classes <class>.
 # The same flags work for MVTec-AD-layout datasets: DATASET=mvtec LOCO=/data/mvtec CLASSES="bottle cable" ...
+# Runs from any directory. DRY_RUN=1 prints the command instead of running it; PY (or PYTHON) picks the interpreter.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
-PY="${PY:-$REPO/.venv/bin/python}"
+PY="${PY:-${PYTHON:-}}"
+if [[ -z "$PY" ]]; then
+  if [[ -x "$REPO/.venv/bin/python" ]]; then PY="$REPO/.venv/bin/python"; else PY=python3; fi
+fi
 : "${LOCO:?set LOCO to the MVTec LOCO AD root (the folder holding breakfast_box/ ...)}"
 : "${DTD:?set DTD to the DTD images folder (dtd/images)}"
 DATASET="${DATASET:-loco}"
@@ -28,8 +32,14 @@ for c in $CLASSES; do class_flags+=(--classes "$c"); done
 encoder_flags=()
 if [[ -n "${ENCODER:-}" ]]; then encoder_flags+=(--encoder_weights "$ENCODER"); fi
 
-"$PY" main.py --method slsg --test ckpt --dataset "$DATASET" --datapath "$LOCO" --augpath "$DTD" \
-  "${class_flags[@]}" --results_path "$RESULTS" --gpu "$GPU" --seed 0 \
-  --imagesize 256 --batch_size 4 --steps 7001 --lr 0.04 --eval_every 100 \
-  --pretrain "$PRETRAIN" --pretrain_steps 3000 "${encoder_flags[@]}" "$@"
+cmd=("$PY" main.py --method slsg --test ckpt --dataset "$DATASET" --datapath "$LOCO" --augpath "$DTD"
+  "${class_flags[@]}" --results_path "$RESULTS" --gpu "$GPU" --seed 0
+  --imagesize 256 --batch_size 4 --steps 7001 --lr 0.04 --eval_every 100
+  --pretrain "$PRETRAIN" --pretrain_steps 3000 "${encoder_flags[@]}" "$@")
+if [[ "${DRY_RUN:-0}" == "1" ]]; then
+  printf '%q ' "${cmd[@]}"
+  printf '\n'
+  exit 0
+fi
+"${cmd[@]}"
 echo "[slsg] results: $RESULTS/results.csv (image AUROC overall / logical / structural, pixel AUROC, AU-PRO)"

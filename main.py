@@ -299,7 +299,8 @@ def run_class(args, method_cls, device, plan: ClassPlan) -> dict:
         if last_row is not None:
             row.update(last_epoch=last_epoch, last_image_auroc=last_row["image_auroc"],
                        last_pixel_auroc=last_row["pixel_auroc"], last_au_pro=last_row.get("au_pro"))
-        print(f"{name}: heat maps in {out_dir}")
+        if args.heatmaps or args.save_maps:
+            print(f"{name}: {'heat maps' if args.heatmaps else 'maps'} in {out_dir}")
     if args.test == "ckpt":
         stored = {**vars(args), "class_name": cls_name}
         write_deployment(ckpt_dir, args.method, stored, pre.to_dict(), threshold, rule)

@@ -126,12 +126,18 @@ class GlassMethod:
         """MAD-man / MAD-sys are test-only: they evaluate the MVTec AD checkpoints (``mvtec_<class>``)."""
         return ckpt.checkpoint_dir(results_path, CHECKPOINT_ALIASES.get(dataset, dataset), cls_name)
 
+    @staticmethod
+    def wants_fg_masks(args: argparse.Namespace, cls_name: str) -> bool:
+        """--fg 1: every class; 0: none; 2: per the built-in table (a class missing from it: yes, as the reference's
+        fallback)."""
+        if args.fg == 2:
+            value = table_value(getattr(args, "dataset", "mvtec") or "mvtec", cls_name)
+            return True if value is None else bool(value)
+        return bool(args.fg)
+
     @property
     def uses_fg_masks(self) -> bool:
-        if self.args.fg == 2:
-            value = table_value(self.dataset, self.cls_name)
-            return True if value is None else bool(value)
-        return bool(self.args.fg)
+        return self.wants_fg_masks(self.args, self.cls_name)
 
     def preprocessing(self, train: bool):
         """Train: with --distribution (1 = square resize); test: class defaults, as the reference (§9 #23)."""

@@ -1,4 +1,4 @@
-"""Shared test set-up: offline hub, fixture paths, small thread count."""
+"""Shared test set-up: offline hub and the reference fixtures' location."""
 from __future__ import annotations
 
 import os

@@ -234,7 +234,7 @@ class Trainer:
             out = losses(net.projection, net.discriminator, true_emb, fake_emb, batch["mask_s"].to(self.device),
                          c.repeat(b, 1), noise, cfg.gas, cfg.p, cfg.dsc_margin, cfg.fast)
             if not torch.isfinite(out.loss):
-                raise UserError(f"{cfg.name}: the loss became {float(out.loss)} at epoch {epoch}, iteration {it}; "
+                raise UserError(f"{cfg.name}: the loss became {float(out.loss.detach())} at epoch {epoch}, iteration {it}; "
                                 f"training stopped, the last good checkpoint is kept (try a lower --lr)")
             out.loss.backward()
             if self.proj_opt is not None:

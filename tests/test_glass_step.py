@@ -66,7 +66,7 @@ def test_gas_moves_features_and_projects():
         # step 20: the last projection (after step 19) is the last move, so every row ends inside its band
         if svd == 0:  # manifold: |gaus - true| in [0.5, 1]; here |noise| ~ 0.1, so the band binds (pushed out)
             dist = torch.norm(out.gaus - true, dim=1).detach()
-            assert float(dist.min()) >= 0.5 - 1e-5 and float(dist.max()) <= 1.0 + 1e-5
+            assert float(dist.detach().min()) >= 0.5 - 1e-5 and float(dist.detach().max()) <= 1.0 + 1e-5
         else:  # hypersphere: |gaus - c| in [r_t, 2 r_t]
             dist = torch.norm(out.gaus - center, dim=1).detach()
             assert float(dist.min()) >= 1.0 - 1e-4 and float(dist.max()) <= 2.0 + 1e-4

@@ -59,3 +59,29 @@ def test_fg_masks_follow_the_per_class_table(tmp_path):
     assert main._wants_fg_masks(GlassMethod, ns("mvtec", 2), "bottle") is True
     assert main._wants_fg_masks(GlassMethod, ns("mvtec", 0), "bottle") is False
     assert main._wants_fg_masks(GlassMethod, ns("mpdd", 1), "tubes") is True
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(demo, tmp_path, capsys, monkeypatch):
+    import torch
+
+    import glass.trainer
+
+    original = glass.trainer.losses
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        out = original(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] > 3:  # epoch 0 (2 iterations: 8 images, batch 4) and one more stay finite
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(glass.trainer, "losses", poisoned)
+    results = tmp_path / "results"
+    assert main.main(tiny_glass_flags(demo, results, epochs=3)) == 2
+    err = capsys.readouterr().err
+    assert "the loss became nan at epoch 1" in err and "last good checkpoint is kept" in err
+    state = torch.load(results / "models/backbone_0/mvtec_brick/ckpt.pth", weights_only=False)
+    assert state["epoch"] == 0
+    assert all(torch.isfinite(v).all() for v in state["discriminator"].values() if v.is_floating_point())
+    assert not list(results.rglob(".*.tmp"))

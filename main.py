@@ -369,7 +369,8 @@ def _run(args, argv) -> int:
         row = run_class(args, method_cls, device, plan)
         rows[f"{args.dataset}_{plan.name}"] = row
         write_results_csv(csv_path, rows)
-    shown = ["image_auroc", "pixel_auroc", "au_pro", "pixel_pro", "best_epoch", "last_epoch"]
+    shown = ["image_auroc", "pixel_auroc", "au_pro", "best_epoch", "last_image_auroc", "last_pixel_auroc",
+             "last_au_pro", "last_epoch"]
     shown = [c for c in shown if any(r.get(c) is not None and not (isinstance(r.get(c), float) and
                                                                   math.isnan(r[c])) for r in rows.values())]
     ran = {k: v for k, v in rows.items() if k in {f"{args.dataset}_{c}" for c in classes}}

@@ -5,7 +5,7 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
-source "$REPO/shell/setup-env.sh"
+source "$REPO/shell/setup-env.sh" "$REPO/requirements.txt"
 SEEDS="${SEEDS:-0 1 2}"
 RESULTS="${RESULTS:-results/seeds}"
 runs=()

@@ -180,7 +180,7 @@ class Trainer:
     # --- loop --------------------------------------------------------------------------------------------------
     def fit(self, las: LasDataset, centre: CentreCache, folder: Path, evaluate: Callable[[], dict] | None,
             log: Callable[[str], None] = print) -> dict:
-        cfg, net = self.cfg, self.net
+        cfg = self.cfg
         folder.mkdir(parents=True, exist_ok=True)
         n = len(las)
         for epoch in range(self.start_epoch, cfg.meta_epochs):

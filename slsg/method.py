@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from pathlib import Path
 from typing import Callable, ClassVar, Sequence
@@ -12,7 +11,7 @@ import torch
 
 from common.errors import UserError
 from slsg.encoder import init_encoder
-from slsg.network import GRID, SLSGNet, anomaly_map, image_score, load_network, read_state_dict
+from slsg.network import SLSGNet, anomaly_map, image_score, load_network, read_state_dict
 
 PRETRAIN_CHOICES = ("none", "inpaint", "inpaint+pos", "off", "on")
 MIN_IMAGESIZE = 96  # the graph needs (imagesize/16)^2 >= 27 nodes for its top-27 neighbours

@@ -6,7 +6,6 @@ import csv
 import errno
 import json
 import os
-import warnings
 
 import numpy as np
 import pytest

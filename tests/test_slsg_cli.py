@@ -4,10 +4,6 @@ from __future__ import annotations
 import csv
 import json
 
-import numpy as np
-import pytest
-import torch
-
 import main
 
 

@@ -186,7 +186,7 @@ def _write_eval_outputs(args, model, name: str, cls_name: str, dataset, pred) ->
             panel = heatmap_panel(rgb, pred.masks[index], pred.maps[index], value_range)
             save_heatmap(out_dir / f"{index + 1:03d}.png", panel)
     if args.save_maps:
-        save_maps(out_dir, cls_name, pred)
+        save_maps(out_dir, cls_name, pred, model.preprocessing(train=False), [s.image_path for s in dataset.samples])
     return out_dir
 
 

@@ -135,9 +135,34 @@ def save_heatmap(path: Path, panel: np.ndarray) -> None:
     atomic_write_image(path, panel)
 
 
-def save_maps(out_dir: Path, cls_name: str, predictions: Predictions) -> None:
-    """``--save_maps``: ``scores.csv`` (image, label, score), ``maps.npz`` (one float32 map per image, keyed like
-    ``image``) and ``tiff/<class>/test/<type>/<id>.tiff`` in the official MVTec evaluation layout."""
+def to_original_resolution(anomaly_map: np.ndarray, preprocessing, width: int, height: int) -> np.ndarray:
+    """Put an evaluation-resolution map back on the original ``width`` x ``height`` image grid.
+
+    The inverse of the preprocessing geometry: the map covers the centre crop of the resized image; it is pasted
+    there (pixels the crop dropped get the map's minimum, i.e. "most normal"), then the resized canvas is brought to
+    the original size bilinearly. The official MVTec AD / LOCO evaluation scripts want maps at this size."""
+    import cv2
+
+    rw, rh = preprocessing.resized_size(width, height)
+    ch, cw = anomaly_map.shape
+    canvas = np.full((max(rh, ch), max(rw, cw)), float(anomaly_map.min()), np.float32)
+    top, left = int(round((rh - ch) / 2.0)), int(round((rw - cw) / 2.0))
+    if top >= 0 and left >= 0:
+        canvas[top:top + ch, left:left + cw] = anomaly_map
+    else:  # the crop was larger than the resized image (zero padding): cut the padding off again
+        canvas = anomaly_map[max(-top, 0):max(-top, 0) + rh, max(-left, 0):max(-left, 0) + rw]
+    canvas = canvas[:rh, :rw]
+    if (rw, rh) == (width, height):
+        return np.ascontiguousarray(canvas, np.float32)
+    return cv2.resize(canvas, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+
+
+def save_maps(out_dir: Path, cls_name: str, predictions: Predictions, preprocessing=None,
+              originals: Sequence[str] | None = None) -> None:
+    """``--save_maps``: ``scores.csv`` (image, label, score), ``maps.npz`` (one float32 map per image at the
+    evaluation resolution, keyed like ``image``) and ``tiff/<class>/test/<type>/<id>.tiff`` in the official MVTec
+    evaluation layout — at the original image resolution when ``preprocessing`` and the ``originals`` (image files)
+    are given, as the official evaluation scripts and ``python -m metrics.evaluate`` expect."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["image", "label", "score"])
@@ -146,9 +171,14 @@ def save_maps(out_dir: Path, cls_name: str, predictions: Predictions) -> None:
     atomic_write_text(out_dir / "scores.csv", buffer.getvalue())
     atomic_save_npz(out_dir / "maps.npz", **{p: m.astype(np.float32) for p, m in
                                               zip(predictions.image_paths, predictions.maps)})
-    for path, kind, anomaly_map in zip(predictions.image_paths, predictions.anomaly_types, predictions.maps):
-        stem = Path(path).stem
-        atomic_write_tiff(out_dir / "tiff" / cls_name / "test" / kind / f"{stem}.tiff", anomaly_map)
+    for index, (path, kind, anomaly_map) in enumerate(zip(predictions.image_paths, predictions.anomaly_types,
+                                                          predictions.maps)):
+        if preprocessing is not None and originals is not None:
+            from PIL import Image
+
+            with Image.open(originals[index]) as image:  # reads the header only
+                anomaly_map = to_original_resolution(anomaly_map, preprocessing, *image.size)
+        atomic_write_tiff(out_dir / "tiff" / cls_name / "test" / kind / f"{Path(path).stem}.tiff", anomaly_map)
 
 
 def versions() -> dict[str, str]:

@@ -78,6 +78,20 @@ def test_predict_matches_evaluation_scores(trained):
     np.testing.assert_allclose(scores, [float(r["score"]) for r in rows], rtol=0, atol=1e-5)
 
 
+def test_saved_tiffs_feed_the_drop_in_evaluator(trained, tmp_path):
+    """--save_maps TIFFs are in the official layout at the original resolution: metrics.evaluate reads them and
+    its AU-PRO equals the runner's (same maps, same masks)."""
+    from metrics.evaluate import main as evaluate_main
+
+    demo, results, _ = trained
+    main.main(tiny_glass_flags(demo, results) + ["--test", "test", "--save_maps"])
+    assert evaluate_main(["--anomaly_maps_dir", str(results / "eval/mvtec_brick/tiff"), "--dataset_base_dir",
+                          str(demo.datapath), "--output_dir", str(tmp_path), "--evaluated_objects", "brick"]) == 0
+    official = json.loads((tmp_path / "metrics.json").read_text())
+    row = list(csv.DictReader(open(results / "results.csv")))[0]
+    assert official["brick"]["au_pro"] == pytest.approx(float(row["au_pro"]), abs=1e-9)
+
+
 def test_checkpoint_of_the_other_method(trained, tmp_path, capsys):
     _, _, ckpt_dir = trained
     code = main.main(["--method", "slsg", "--test", "predict", "--checkpoint", str(ckpt_dir), "--input",

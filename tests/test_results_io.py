@@ -56,3 +56,28 @@ def test_save_maps_layout(tmp_path):
     stored = np.load(tmp_path / "maps.npz")
     np.testing.assert_array_equal(stored["carpet/test/cut/000.png"], maps[1])
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "tiff/carpet/test/cut/000.tiff"), maps[1])
+
+
+def test_maps_go_back_to_the_original_image_grid():
+    """A mask pushed through the GLASS geometry (shorter side 64, centre crop 48) and mapped back lands where it
+    came from; pixels the crop dropped get the map minimum; the identity geometry is exact."""
+    from PIL import Image
+
+    from common.results import to_original_resolution
+    from datasets.preprocess import Preprocessing
+
+    original = np.zeros((120, 90), np.uint8)  # H x W, portrait
+    original[50:80, 30:60] = 255
+    pre = Preprocessing(resize=64, imagesize=48, mean=(0, 0, 0), std=(1, 1, 1))
+    small = pre.mask(Image.fromarray(original)).numpy()[0]
+    back = to_original_resolution(small, pre, 90, 120)
+    assert back.shape == (120, 90)
+    inside = back > 0.5
+    truth = original > 0
+    assert (inside & truth).sum() / (inside | truth).sum() > 0.9
+    # rows the crop dropped (resized 64 x 85, crop 48: 18 rows above and 19 below, i.e. ~26 original rows each side)
+    assert back[:20].max() == small.min() and back[-20:].max() == small.min()
+
+    identity = Preprocessing(resize=(32, 32), imagesize=32, mean=(0, 0, 0), std=(1, 1, 1))
+    values = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    np.testing.assert_array_equal(to_original_resolution(values, identity, 32, 32), values)

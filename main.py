@@ -108,7 +108,6 @@ def _loader(dataset, batch_size: int, num_workers: int, shuffle: bool = False):
 
 def predict_dataset(model, loader, desc: str = "test"):
     """Run the model over a test loader; maps are streamed into one preallocated float32 array."""
-
     from tqdm import tqdm
 
     from common.results import Predictions

@@ -132,12 +132,15 @@ def gas_fast(disc: Discriminator, true: Tensor, center: Tensor, r_t: Tensor, noi
             anchor_z = zt if cfg.svd == 0 else linear(center)
             acc = torch.zeros_like(zg)  # sum of scaled dL/dz since the last materialisation of gaus
         params = [p.detach() for p in (norm.weight, norm.bias, tail.weight)]
+        ascent_grad = AscentGrad(zg)
+        moved, product = torch.empty_like(zg), torch.empty_like(zg)
         for step in range(n_ascent):
-            grad_z, mean, var = _ascent_grad(zg, sum_t, mean_t, css_t, params, norm.eps, n)
+            grad_z, mean, var = ascent_grad(zg, sum_t, mean_t, css_t, params, norm.eps, n)
             _bn_update(norm, mean, var, 2 * n)
             with torch.no_grad():
-                moved = grad_z @ gram
-                grad_norm = torch.sqrt(torch.clamp((moved * grad_z).sum(1, keepdim=True), min=0))
+                torch.matmul(grad_z, gram, out=moved)
+                torch.mul(moved, grad_z, out=product)
+                grad_norm = torch.sqrt(torch.clamp(product.sum(1, keepdim=True), min=0))
                 scale = ASCENT_STEP / (grad_norm + EPS)
                 zg.addcmul_(moved, scale)
                 acc.addcmul_(grad_z, scale)
@@ -156,6 +159,49 @@ def gas_fast(disc: Discriminator, true: Tensor, center: Tensor, r_t: Tensor, noi
     true_loss = F.binary_cross_entropy(scores[:n], torch.zeros(n, 1, device=true.device))
     gaus_loss = F.binary_cross_entropy(scores[n:], torch.ones(n, 1, device=true.device))
     return GasResult(gaus, true_loss, gaus_loss, r_g)
+
+
+class AscentGrad:
+    """``_ascent_grad`` with the backward written out (BN over the joint batch, LeakyReLU, Linear, sigmoid, BCE)
+    into preallocated (N, H) buffers: ~5x faster on CPU than autograd, whose ~30 fresh (N, H) temporaries per
+    step are mostly page faults. Same values up to float rounding (tests/test_glass_step.py). The returned
+    gradient is a buffer overwritten by the next call."""
+
+    def __init__(self, like: Tensor) -> None:
+        self.a, self.b, self.c = (torch.empty_like(like) for _ in range(3))
+        self.mask = torch.empty(like.shape, dtype=torch.bool, device=like.device)
+
+    @torch.no_grad()
+    def __call__(self, zg: Tensor, sum_t: Tensor, mean_t: Tensor, css_t: Tensor, params: list[Tensor], eps: float,
+                 n: int) -> tuple[Tensor, Tensor, Tensor]:
+        gamma, beta, tail_w = params
+        a, b, c, mask = self.a, self.b, self.c, self.mask
+        total = 2 * n
+        mean = (sum_t + zg.sum(0)) / total
+        torch.sub(zg, mean, out=a)
+        torch.mul(a, a, out=b)
+        var = (css_t + n * (mean_t - mean) ** 2 + b.sum(0)) / total
+        rstd = torch.rsqrt(var + eps)
+        a.mul_(rstd)  # x_hat
+        torch.addcmul(beta, a, gamma, out=b)  # y
+        torch.mul(b, LEAKY_SLOPE, out=c)
+        torch.maximum(b, c, out=c)  # leaky_relu(y) (slope < 1)
+        score = torch.sigmoid(c @ tail_w[0])  # (N,)
+        torch.gt(b, 0, out=mask)
+        # mean BCE(score, 1) backward as torch computes it (its 1e-12 clamp included), then the sigmoid's
+        slope = score * (1 - score)
+        d_logit = (score - 1) / torch.clamp(slope, min=1e-12) / n * slope
+        torch.mul(d_logit[:, None], tail_w[0] * gamma, out=b)
+        torch.mul(b, LEAKY_SLOPE, out=c)
+        torch.where(mask, b, c, out=b)  # dL/dx_hat
+        sum_g = b.sum(0)
+        torch.mul(b, a, out=c)
+        sum_gx = c.sum(0)
+        # batch-norm backward over the joint batch; only the gaus rows carry loss (the true rows' x_hat do not)
+        torch.sub(b, sum_g / total, out=c)
+        c.addcmul_(a, sum_gx / total, value=-1)
+        c.mul_(rstd)
+        return c, mean, var
 
 
 def _ascent_grad(zg: Tensor, sum_t: Tensor, mean_t: Tensor, css_t: Tensor, params: list[Tensor], eps: float,

@@ -54,6 +54,9 @@ def add_glass_arguments(parser: argparse.ArgumentParser) -> None:
                      help="GAS centre: mean of batch means (reference) or the exact mean over the training images")
     net.add_argument("--gas_impl", choices=("fast", "reference"), default="fast",
                      help="GAS computation: the optimised one or the reference order (same result, slower)")
+    net.add_argument("--embedding_cache", type=float, default=4.0,
+                     help="GiB of CPU memory for caching the clean training images' embeddings (training then runs "
+                          "the backbone on the LAS images only; same results); 0 or a set too large for it: no cache")
     net.add_argument("--bn_probe", type=int, default=1, choices=(0, 1),
                      help="1: reproduce the reference's one train-mode forward of a constant image through the "
                           "backbone (moves its BatchNorm statistics; needed for reference checkpoints); 0: pristine")
@@ -171,7 +174,10 @@ class GlassMethod:
             (ckpt_dir / ckpt.LATEST).unlink(missing_ok=True)
         pre = self.preprocessing(train=True)
         images = TrainImages(train, pre)
-        centre = CentreCache(self.net, images, self.args.batch_size, self.args.num_workers, self.device)
+        if getattr(self.args, "embedding_cache", 0) < 0:
+            raise UserError(f"--embedding_cache must be >= 0 (GiB), got {self.args.embedding_cache}")
+        centre = CentreCache(self.net, images, self.args.batch_size, self.args.num_workers, self.device,
+                             int(getattr(self.args, "embedding_cache", 0) * 2 ** 30))
         judge = None
         if self.svd is None:
             self.svd, judge = self._judge(centre.mean_image, pre, ckpt_dir)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from glass.embed import PatchEmbedder
@@ -45,4 +46,19 @@ class GlassNet(nn.Module):
     def patch_scores(self, images: Tensor) -> tuple[Tensor, tuple[int, int]]:
         """Eval-mode scores (B*h*w,) in (0, 1), and the grid."""
         embedding, grid = self.embed(images)
-        return self.discriminator(self.project(embedding)).reshape(-1), grid
+        return self.score_embedding(embedding).reshape(-1), grid
+
+    def score_embedding(self, embedding: Tensor) -> Tensor:
+        """(N, target_dim) -> D(P(x)) (N, 1). An affine P is folded into D's first Linear: one (N x D x hidden)
+        product instead of (N x D x D) + (N x D x hidden); equal up to float rounding."""
+        proj, disc = self.projection, self.discriminator
+        if proj is None or not proj.is_affine():
+            return disc(self.project(embedding))
+        first, rest = (disc.body[0][0], [*disc.body[0][1:], *disc.body[1:], disc.tail]) if len(disc.body) else \
+            (disc.tail[0], [disc.tail[1]])
+        weight, bias = proj.affine()
+        folded_bias = first.weight @ bias if first.bias is None else first.weight @ bias + first.bias
+        x = F.linear(embedding, first.weight @ weight, folded_bias)
+        for module in rest:
+            x = module(x)
+        return x

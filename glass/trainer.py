@@ -70,24 +70,37 @@ def _loader(dataset: Dataset, batch_size: int, num_workers: int, order: list[int
 class CentreCache:
     """Sum of the (h*w, D) embeddings of all training images, computed once; the per-epoch centre from it.
 
+    The same pass can keep every image's embedding (``cache_bytes`` > 0 and the whole set fits in it): the clean
+    training images are deterministic and the backbone is frozen, so training then runs the backbone on the LAS
+    images only. The cached rows are the values the backbone gives for those images (bit-identical to embedding
+    them in the training batch on CPU, which tests/test_glass_train.py checks).
+
     The reference's centre is the mean over the batches of a shuffled loader of the batch means of P(E(x)); with a
     short last batch its images weigh more. With S the sum over all images and L the sum over the epoch's last
     batch: centre = P((S - L) / (nb * B) + L / (nb * r)), computing E only for those r < B images per epoch.
     """
 
-    def __init__(self, net: GlassNet, images: Dataset, batch_size: int, num_workers: int, device: torch.device):
+    def __init__(self, net: GlassNet, images: Dataset, batch_size: int, num_workers: int, device: torch.device,
+                 cache_bytes: int = 0):
         self.net, self.images, self.batch_size, self.device = net, images, int(batch_size), device
         self.num_workers = num_workers
         self.count = len(images)
+        self.cache_bytes = int(cache_bytes)
         self._total: torch.Tensor | None = None
         self._mean_image: torch.Tensor | None = None
+        self._embeddings: torch.Tensor | None = None  # (count, h*w, D) float32 on the CPU, when it fits
 
     def _build(self) -> None:
         """One pass over the training images (lazily: a finished run being re-evaluated never needs it)."""
         total = image_sum = None
         for batch in _loader(self.images, self.batch_size, self.num_workers):
             emb, grid = self.net.embed(batch["image"].to(self.device))
-            per_image = emb.reshape(batch["image"].shape[0], grid[0] * grid[1], -1).to(torch.float64).sum(0)
+            rows = emb.reshape(batch["image"].shape[0], grid[0] * grid[1], -1)
+            if total is None and self.count * rows[0].numel() * rows.element_size() <= self.cache_bytes:
+                self._embeddings = torch.empty((self.count, *rows.shape[1:]), dtype=rows.dtype)
+            if self._embeddings is not None:
+                self._embeddings[batch["index"]] = rows.cpu()
+            per_image = rows.to(torch.float64).sum(0)
             total = per_image if total is None else total + per_image
             summed = batch["image"].to(torch.float64).sum(0)
             image_sum = summed if image_sum is None else image_sum + summed
@@ -107,7 +120,15 @@ class CentreCache:
             self._build()
         return self._mean_image
 
+    def embeddings(self, indices: torch.Tensor) -> torch.Tensor | None:
+        """Cached (len(indices) * h*w, D) rows of those training images on the device, or None without a cache."""
+        if self._embeddings is None:
+            return None
+        return self._embeddings[indices].reshape(-1, self._embeddings.shape[-1]).to(self.device)
+
     def _sum(self, indices: list[int]) -> torch.Tensor:
+        if self._embeddings is not None:
+            return self._embeddings[indices].to(self.device, torch.float64).sum(0)
         batch = torch.stack([self.images[i]["image"] for i in indices]).to(self.device)
         emb, grid = self.net.embed(batch)
         return emb.reshape(len(indices), grid[0] * grid[1], -1).to(torch.float64).sum(0)
@@ -118,8 +139,9 @@ class CentreCache:
         short = n - (batches - 1) * b
         if mode == "exact" or short == b:
             return (self.total / n).float()
+        total = self.total  # built first, so that the cache (if any) serves the short batch too
         last = self._sum(order[(batches - 1) * b:])
-        return ((self.total - last) / (batches * b) + last / (batches * short)).float()
+        return ((total - last) / (batches * b) + last / (batches * short)).float()
 
     def centre(self, mode: str, order: list[int]) -> torch.Tensor:
         """(h*w, D) centre in the projected space."""
@@ -187,7 +209,7 @@ class Trainer:
             started = time.time()
             centre_order = np.random.default_rng([cfg.seed, epoch, 2]).permutation(n).tolist()
             c = centre.centre(cfg.center_mean, centre_order)
-            stats = self._epoch(las, c, epoch)
+            stats = self._epoch(las, c, epoch, centre)
             record = {"epoch": epoch, **stats}
             if evaluate is not None and cfg.eval_epochs > 0 and (epoch + 1) % cfg.eval_epochs == 0:
                 metrics = evaluate()
@@ -208,7 +230,7 @@ class Trainer:
         return {"best_epoch": None if self.best is None else self.best["epoch"], "last_epoch": last,
                 "epochs": self.history, "best": self.best}
 
-    def _epoch(self, las: LasDataset, c: torch.Tensor, epoch: int) -> dict:
+    def _epoch(self, las: LasDataset, c: torch.Tensor, epoch: int, cache: CentreCache | None = None) -> dict:
         cfg, net = self.cfg, self.net
         net.backbone.eval()
         if net.projection is not None:
@@ -221,12 +243,16 @@ class Trainer:
         for it, batch in enumerate(_loader(las, cfg.batch_size, cfg.num_workers, order)):
             images = batch["image"].to(self.device)
             b = images.shape[0]
-            emb, grid = net.embed(torch.cat([images, batch["aug"].to(self.device)]))
+            true_emb = cache.embeddings(batch["index"]) if cache is not None else None
+            if true_emb is None:
+                emb, grid = net.embed(torch.cat([images, batch["aug"].to(self.device)]))
+            else:  # clean embeddings from the cache: the backbone runs on the LAS images only
+                emb, grid = net.embed(batch["aug"].to(self.device))
             rows = b * grid[0] * grid[1]
             if tuple(batch["mask_s"].shape[-2:]) != tuple(grid):
                 raise UserError(f"LAS patch grid {tuple(batch['mask_s'].shape[-2:])} differs from the feature grid "
                                 f"{tuple(grid)}: set --downsampling to the stride of the first layer")
-            true_emb, fake_emb = emb[:rows], emb[rows:]
+            true_emb, fake_emb = (emb[:rows], emb[rows:]) if true_emb is None else (true_emb, emb)
             noise = (torch.randn(true_emb.shape, generator=noise_gen) * cfg.noise).to(self.device)
             self.dsc_opt.zero_grad()
             if self.proj_opt is not None:

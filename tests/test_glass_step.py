@@ -94,3 +94,24 @@ def test_hard_mining_and_focal_loss_closed_form():
     pt = torch.tensor([0.2 * (1 - 1e-5) + 0.8 * 1e-5, 0.4 * (1 - 1e-5) + 0.6 * 1e-5]) + 1e-5
     expected = (-(1 - pt) ** 2 * pt.log()).mean()
     assert float(focal_loss(mined, target)) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_written_out_ascent_gradient_matches_autograd():
+    """AscentGrad (the hand-written backward of the fast GAS) against autograd, including rows scored so low that
+    torch's BCE clamp makes the gradient vanish (the reference's behaviour there)."""
+    from glass.gas import AscentGrad, _ascent_grad
+
+    torch.manual_seed(3)
+    n, hidden = 64, 16
+    z_true, zg = torch.randn(n, hidden) + 0.5, torch.randn(n, hidden)
+    sum_t = z_true.sum(0)
+    mean_t = sum_t / n
+    css_t = ((z_true - mean_t) ** 2).sum(0)
+    params = [torch.randn(hidden), torch.randn(hidden), torch.randn(1, hidden)]
+    for scale in (1.0, 40.0):  # 40: many logits below -27.6, where sigmoid(1 - s) s < 1e-12
+        weights = [params[0], params[1], params[2] * scale]
+        expected, mean, var = _ascent_grad(zg, sum_t, mean_t, css_t, weights, 1e-5, n)
+        got, got_mean, got_var = AscentGrad(zg)(zg, sum_t, mean_t, css_t, weights, 1e-5, n)
+        assert torch.allclose(got_mean, mean, rtol=0, atol=1e-6) and torch.allclose(got_var, var, rtol=1e-6)
+        assert torch.allclose(got, expected, rtol=1e-4, atol=1e-9 * float(expected.abs().max())), scale
+        assert float(expected.abs().max()) > 0

@@ -99,3 +99,22 @@ def test_resume_continues_bit_identically(demo, tmp_path):
     c = torch.load(resumed / "ckpt.pth", weights_only=True)
     assert c["epoch"] == 0 and len(c["history"]) == 1
     assert [p.name for p in resumed.glob("ckpt_best_*.pth")] == ["ckpt_best_0.pth"]
+
+
+def test_embedding_cache_gives_the_same_training(demo, tmp_path):
+    """The clean-image embedding cache (default) skips the clean images' backbone pass and changes no bit; batch 5
+    leaves a short last batch (24 = 4 x 5 + 4), whose centre term then also comes from the cache."""
+    states, embedded = {}, {}
+    for name, cache in (("cached", "4"), ("plain", "0")):
+        method, train, folder = _tiny_method(demo, tmp_path / name, "--meta_epochs", "2", "--batch_size", "5",
+                                             "--embedding_cache", cache)
+        counts, embed = [], method.net.embed
+        method.net.embed = lambda images, embed=embed, counts=counts: counts.append(len(images)) or embed(images)
+        method.fit(train, folder, None)
+        states[name], embedded[name] = torch.load(folder / "ckpt.pth", weights_only=True), sum(counts)
+    # 2 epochs x 2 iterations (limit 8, batch 5): 20 clean images skipped, and the 2 short-batch passes of 4
+    assert embedded["plain"] - embedded["cached"] == 2 * 2 * 5 + 2 * 4
+    for part in ("discriminator", "pre_projection"):
+        for key, value in states["plain"][part].items():
+            assert torch.equal(value, states["cached"][part][key]), (part, key)
+    assert [r["loss"] for r in states["plain"]["history"]] == [r["loss"] for r in states["cached"]["history"]]

@@ -15,7 +15,7 @@ import torch
 from cli_helpers import tiny_demo, tiny_glass_flags
 
 REPO = Path(__file__).resolve().parents[1]
-EPOCHS = 5
+EPOCHS = 12  # an epoch takes ~0.1 s here: enough of them that the kill lands before the last
 
 
 def _command(demo, results):
@@ -48,7 +48,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(demo, tmp_path):
     while not latest.exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
     assert process.poll() is None, "training finished before it could be killed; make it longer"
-    time.sleep(0.3)  # somewhere inside the next epoch (or its checkpoint write)
+    time.sleep(0.1)  # somewhere inside the next epoch (or its checkpoint write)
     process.send_signal(signal.SIGKILL)
     process.wait()
     interrupted_epoch = torch.load(latest, map_location="cpu", weights_only=False)["epoch"]

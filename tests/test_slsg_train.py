@@ -124,3 +124,39 @@ def test_main_trains_on_a_loco_tree_with_pretraining(tmp_path_factory):
     models = results / "models" / "slsg"
     assert (models / "pre_models" / "loco_coin_grid.pth").is_file() and (models / "loco_coin_grid_last.tch").is_file()
     load_network(SLSGNet(grid=6), read_state_dict(models / "loco_coin_grid.tch"), "loco_coin_grid.tch")  # strict
+
+
+def test_short_training_localises_structural_defects_on_a_loco_tree(tmp_path_factory, tmp_path):
+    """The generated LOCO tree (coin_grid) at 96 px, random encoder, no pre-training, LEARN_STEPS steps of batch 1:
+    structural defects (scratch, contamination, broken coin; never drawn by the simulator) are localised above chance.
+    Pixel AUROC over good + structural images, before -> after, seeds 0 / 1 / 2: 0.27 -> 0.78, 0.60 -> 0.77,
+    0.66 -> 0.84, hence the bounds. Logical anomalies (missing / extra / oversized coins) are not learnt at this
+    budget (pooled image AUROC 0.47-0.67) and are not asserted."""
+    from datasets.demo import generate_loco_demo
+    from datasets.synthesis.textures import TexturePool
+
+    demo = generate_loco_demo(tmp_path_factory.mktemp("slsg_loco_learn"))
+    cls = demo.classes[0]
+    pre = datasets.slsg_preprocessing(SIZE)
+    images = [pre.image_uint8(datasets.read_rgb(s.image_path))
+              for s in datasets.load_samples("loco", demo.datapath, cls, "train")]
+    test = datasets.TestDataset(datasets.load_samples("loco", demo.datapath, cls, "test"), pre)
+    keep = [i for i in range(len(test)) if test[i]["anomaly_type"] != "logical_anomalies"]
+    x = torch.stack([test[i]["image"] for i in keep])
+    masks = np.stack([test[i]["mask"].numpy()[0] > 0.5 for i in keep])
+    assert masks.any() and {test[i]["anomaly_type"] for i in keep} == {"good", "structural_anomalies"}
+
+    def pixel(model: SLSGNet) -> float:
+        model.eval()
+        with torch.no_grad():
+            return pixel_auroc(masks, anomaly_map(model(x)[0]).float().numpy())
+
+    torch.manual_seed(0)
+    model = SLSGNet(grid=SIZE // 16)
+    before = pixel(model)
+    simulator = SLSGSimulator(cls, TexturePool(demo.augpath, reference_glob=False).paths, images)
+    config = TrainConfig(steps=LEARN_STEPS, lr=0.04, batch_size=1, seed=0, eval_every=0, save_every=10 ** 6)
+    train(model, images, simulator, config, torch.device("cpu"), tmp_path / "m.tch", tmp_path / "m_last.tch",
+          resume=False, log=lambda _: None)
+    after = pixel(model)
+    assert after >= 0.7 and after > before + 0.1, (before, after)

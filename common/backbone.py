@@ -75,7 +75,10 @@ def _widen(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in state_dict.items()}
 
 
-def load_state_dict_file(path: str | os.PathLike, flag: str = "--backbone_weights") -> dict[str, Tensor]:
+def load_state_dict_file(path: str | os.PathLike, flag: str = "--backbone_weights",
+                         nested: tuple[str, ...] = ("state_dict",)) -> dict[str, Tensor]:
+    """A state dict from a local file, floating tensors widened to float32; a dict that wraps it under one of the
+    ``nested`` keys is unwrapped. Every problem is a ``UserError`` naming ``flag`` and the file."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{flag}: file not found: {path}")
@@ -83,9 +86,11 @@ def load_state_dict_file(path: str | os.PathLike, flag: str = "--backbone_weight
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated, not a torch file
         raise UserError(f"{flag}: cannot read {path} as a PyTorch state dict ({exc.__class__.__name__}: {exc})") from exc
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
+    for key in nested:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise UserError(f"{flag}: {path} does not hold a state dict")
     return _widen(state)
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
+from common.backbone import load_state_dict_file
 from common.errors import UserError
 
 
@@ -40,18 +41,8 @@ def load_resnet18_file(path: str | Path) -> dict[str, torch.Tensor]:
 
     Raises ``UserError`` naming the file when it is missing or is not a resnet18 state dict.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"--encoder_weights: file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is the user's input
-        raise UserError(f"--encoder_weights: cannot read {path} as a torch state dict ({error})") from error
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise UserError(f"--encoder_weights: {path} does not hold a state dict")
-    state = {k.removeprefix("module."): (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    state = load_state_dict_file(path, "--encoder_weights")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
     expected = set(resnet18(weights=None).state_dict())
     missing = sorted(k for k in expected if k not in state and not k.startswith("fc."))
     if missing:

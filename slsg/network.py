@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.backbone import load_state_dict_file
 from common.errors import UserError
 from slsg.decoder import Decoder, aux_features, aux_logits
 from slsg.encoder import EncoderSegment
@@ -68,18 +69,8 @@ def image_score(maps: torch.Tensor, top: int = 100) -> torch.Tensor:
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A whole-network ``<class>.tch`` state dict, floating tensors widened to float32. Raises ``UserError``."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"--checkpoint: file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - an unreadable file is the user's input
-        raise UserError(f"--checkpoint: cannot read {path} as a torch state dict ({error})") from error
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]  # the toolkit's training checkpoint holds the state dict under "model"
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(f"--checkpoint: {path} is not an SLSG state dict")
-    return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    # the toolkit's resumable checkpoint holds the state dict under "model"
+    return load_state_dict_file(path, "--checkpoint", nested=("model",))
 
 
 def load_network(model: SLSGNet, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:

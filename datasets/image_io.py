@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from common.errors import UserError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
@@ -37,11 +37,15 @@ def list_dirs(folder: str | os.PathLike) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def open_image(path: Path) -> Image.Image:
-    """Open and decode a file in its stored mode; ``UserError`` naming it when missing or corrupt."""
+def open_image(path: Path, max_side: int | None = None) -> Image.Image:
+    """Open and decode a file in its stored mode; ``UserError`` naming it when missing or corrupt.
+
+    ``max_side``: a huge JPEG is decoded at a reduced scale (draft mode) whose shorter side stays >= ``max_side``."""
     path = Path(path)
     try:
         image = Image.open(path)
+        if max_side and image.format == "JPEG":
+            image.draft(image.mode, (max_side, max_side))
         image.load()
         return image
     except FileNotFoundError as exc:
@@ -96,16 +100,28 @@ def _as_8bit(image: Image.Image) -> Image.Image:
     return image
 
 
-def read_rgb(path: str | os.PathLike) -> Image.Image:
+def read_rgb(path: str | os.PathLike, max_side: int | None = None) -> Image.Image:
     """An image as 8-bit RGB. Grayscale is replicated to 3 channels; alpha is dropped (as ``convert("RGB")``, the
     reference's reader); palette images are expanded; 16-bit and float images are scaled to 8 bits.
 
-    Raises ``UserError`` naming the file when it is missing, corrupt or not an image."""
-    path = Path(path)
-    image = _as_8bit(open_image(path))
+    The one reader of training, test and predict images. ``max_side``: an image whose shorter side is many times
+    that is decoded at a reduced size (never at full resolution). Raises ``UserError`` naming the file when it is
+    missing, corrupt or not an image."""
+    return to_rgb(open_image(Path(path), max_side), max_side)
+
+
+def to_rgb(image: Image.Image | np.ndarray, max_side: int | None = None) -> Image.Image:
+    """An opened PIL image or an (H, W[, C]) array as 8-bit RGB, converted exactly as :func:`read_rgb` converts."""
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(np.ascontiguousarray(image)) if np.asarray(image).dtype == np.uint8 else \
+            Image.fromarray(_to_uint8(np.asarray(image)))
+    image = _as_8bit(image)
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
-    return image if image.mode == "RGB" else image.convert("RGB")
+    image = image if image.mode == "RGB" else image.convert("RGB")
+    if max_side and min(image.size) >= 2 * max_side:
+        image = image.reduce(min(image.size) // max_side)
+    return image
 
 
 def read_mask(path: str | os.PathLike, channel: int | None = None) -> Image.Image:

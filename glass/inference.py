@@ -6,8 +6,6 @@ half-sample symmetric borders), computed with torch on the model's device.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -53,13 +51,3 @@ def scores_and_maps(patch_scores: Tensor, batch: int, grid: tuple[int, int], out
     maps = F.interpolate(scores.unsqueeze(1), size=tuple(out_size), mode="bilinear", align_corners=False)[:, 0]
     return image, gaussian_blur(maps, sigma)
 
-
-def check_grid(grid: tuple[int, int], image_size: tuple[int, int], downsampling: int) -> None:
-    """LAS patch labels (image / downsampling) must match the feature grid of the first layer."""
-    expected = (math.ceil(image_size[0] / downsampling), math.ceil(image_size[1] / downsampling))
-    if tuple(grid) != expected:
-        from common.errors import UserError
-
-        raise UserError(f"--imagesize {image_size[0]}: the backbone's first layer gives a {grid[0]}x{grid[1]} patch "
-                        f"grid but image/--downsampling gives {expected[0]}x{expected[1]}; use --downsampling "
-                        f"{image_size[0] // grid[0]} (the layer's stride)")

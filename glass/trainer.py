@@ -217,7 +217,8 @@ class Trainer:
                 if self.best is None or _selection_key(metrics) > _selection_key(self.best["metrics"]):
                     self.best = {"epoch": epoch, "metrics": {k: float(v) for k, v in metrics.items()
                                                              if isinstance(v, (int, float))}}
-                    ckpt.save_best(folder, {**self.heads(), "epoch": epoch, "metrics": self.best["metrics"]}, epoch)
+                    ckpt.save_best(folder, {**self.heads(), "epoch": epoch, "metrics": self.best["metrics"],
+                                            **self.extra_state}, epoch)
             record["seconds"] = round(time.time() - started, 3)
             self.history.append(record)
             ckpt.save_latest(folder, self.full_state(epoch))
@@ -225,7 +226,7 @@ class Trainer:
         last = self.history[-1]["epoch"] if self.history else None
         if self.best is None and last is not None:  # no evaluation ran: the last epoch is the model to use
             self.best = {"epoch": last, "metrics": {}}
-            ckpt.save_best(folder, {**self.heads(), "epoch": last}, last)
+            ckpt.save_best(folder, {**self.heads(), "epoch": last, **self.extra_state}, last)
             ckpt.save_latest(folder, self.full_state(last))
         return {"best_epoch": None if self.best is None else self.best["epoch"], "last_epoch": last,
                 "epochs": self.history, "best": self.best}

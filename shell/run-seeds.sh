@@ -14,4 +14,4 @@ for seed in $SEEDS; do
   "$PY" main.py "$@" --seed "$seed" --results_path "$RESULTS/seed_$seed"
   runs+=("$RESULTS/seed_$seed")
 done
-"$PY" -m common.seeds "${runs[@]}" --out "$RESULTS/seeds_summary.csv"
+"$PY" -m runner.seeds "${runs[@]}" --out "$RESULTS/seeds_summary.csv"

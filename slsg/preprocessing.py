@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from common.backbone import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (re-exported for the fixture test)
 
 
 def resize_lanczos(image: Image.Image, size: int) -> Image.Image:

@@ -2,14 +2,13 @@
 reference checkpoint ckpt_best_2.pth must reproduce every image score, map and metric."""
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from glass.method import GlassMethod, add_glass_arguments
+from glass.config import GlassConfig
+from glass.method import GlassMethod
 
 
 @pytest.fixture(scope="module")
@@ -18,21 +17,15 @@ def fixture(fixtures_dir):
     return root, np.load(root / "expected.npz")
 
 
-def _args(root, extra=()) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_glass_arguments(parser)
-    parser.add_argument("--dataset", default="mvtec")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--num_workers", type=int, default=0)
-    return parser.parse_args(["-b", "resnet18", "-le", "layer2", "-le", "layer3", "--backbone_weights",
-                              str(root / "backbone_resnet18.pth"), *extra])
+def _config(root) -> GlassConfig:
+    return GlassConfig(backbone_names=["resnet18"], layers_to_extract_from=["layer2", "layer3"],
+                       backbone_weights=str(root / "backbone_resnet18.pth"))
 
 
 @pytest.fixture(scope="module")
 def method(fixture):
     root, _ = fixture
-    model = GlassMethod.from_args(_args(root), torch.device("cpu"), "carpet")
+    model = GlassMethod.build(_config(root), torch.device("cpu"), "carpet", "mvtec")
     info = model.load(root / "results" / "models" / "backbone_0" / "mvtec_carpet", which="best")
     assert info["epoch"] == 2
     return model

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from main import build_parser
+from runner.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 MVTEC = "carpet grid leather tile wood bottle cable capsule hazelnut metal_nut pill screw toothbrush transistor zipper"
@@ -54,7 +54,9 @@ def test_dry_run_has_reference_settings(script, tmp_path):
 
 def test_mad_runs_read_mvtec_checkpoints(tmp_path):
     from glass.method import GlassMethod
+    from runner.options import RunOptions
 
     for dataset in ("mad-man", "mad-sys"):
-        assert GlassMethod.checkpoint_dir(tmp_path, dataset, "carpet") == \
+        options = RunOptions(dataset=dataset, results_path=str(tmp_path))
+        assert GlassMethod.checkpoint_path(tmp_path, options.checkpoint_dataset, "carpet") == \
             tmp_path / "models" / "backbone_0" / "mvtec_carpet"

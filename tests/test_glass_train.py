@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import main as runner
+from runner import cli as runner
 
 pytestmark = pytest.mark.slow
 
@@ -73,10 +73,10 @@ def _tiny_method(demo, results: Path, *extra: str):
 
     tiny = ["--pretrain_embed_dimension", "64", "--target_embed_dimension", "64", "--dsc_hidden", "32",
             "--resize", "64", "--imagesize", "64", "--eval_epochs", "0", "--step", "6", "--limit", "8"]
-    args = runner.build_parser("glass").parse_args(_flags(demo, results, *tiny, *extra))
-    method = GlassMethod.from_args(args, torch.device("cpu"), "brick")
+    invocation = runner.parse(_flags(demo, results, *tiny, *extra))
+    method = GlassMethod.build(invocation.config, torch.device("cpu"), "brick", "mvtec", str(demo.augpath))
     train = datasets.load_samples("mvtec", str(demo.datapath), "brick", "train", fg=True)
-    return method, train, GlassMethod.checkpoint_dir(results, "mvtec", "brick")
+    return method, train, GlassMethod.checkpoint_path(results, "mvtec", "brick")
 
 
 def test_resume_continues_bit_identically(demo, tmp_path):
@@ -94,8 +94,8 @@ def test_resume_continues_bit_identically(demo, tmp_path):
         for key, value in a[part].items():
             assert torch.equal(value, b[part][key]), (part, key)
     # --retrain starts over
-    method, train, resumed = _tiny_method(demo, tmp_path / "b", "--meta_epochs", "1", "--retrain")
-    method.fit(train, resumed, None)
+    method, train, resumed = _tiny_method(demo, tmp_path / "b", "--meta_epochs", "1")
+    method.fit(train, resumed, None, retrain=True)
     c = torch.load(resumed / "ckpt.pth", weights_only=True)
     assert c["epoch"] == 0 and len(c["history"]) == 1
     assert [p.name for p in resumed.glob("ckpt_best_*.pth")] == ["ckpt_best_0.pth"]

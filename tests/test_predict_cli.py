@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import main
 from cli_helpers import tiny_demo, tiny_glass_flags
 from common.errors import UserError
-from common.predict import load
+from runner import cli as main
+from runner.predict import load
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_training_stored_threshold_and_preprocessing(trained):
     _, _, ckpt_dir = trained
     record = json.loads((ckpt_dir / "toolkit.json").read_text())
     assert record["method"] == "glass" and record["threshold_rule"] == "F1-max on the test set"
-    assert record["preprocessing"]["imagesize"] == 64 and record["args"]["backbone_names"] == ["efficientnet_lite0"]
+    assert record["preprocessing"]["imagesize"] == 64 and record["config"]["backbone_names"] == ["efficientnet_lite0"]
     assert np.isfinite(record["threshold"])
 
 
@@ -105,9 +105,9 @@ def test_contradicting_backbone_or_size(trained, tmp_path):
     for flags, needle in ((["-b", "mobilenetv2"], "--backbone_names mobilenetv2: the checkpoint was trained with "
                                                    "--backbone_names efficientnet_lite0"),
                           (["--imagesize", "96"], "--imagesize 96: the checkpoint was trained with --imagesize 64")):
-        args = main.parse_args(["--test", "predict", "--checkpoint", str(ckpt_dir), "--input", str(image), *flags])
+        given = main.parse(["--test", "predict", "--checkpoint", str(ckpt_dir), "--input", str(image), *flags]).given
         with pytest.raises(UserError, match=needle):
-            load(ckpt_dir, args=args)
+            load(ckpt_dir, flags=given)
 
 
 def test_reference_checkpoint_with_wrong_widths(fixtures_dir, tmp_path, capsys):
@@ -165,3 +165,39 @@ def test_disk_full_while_saving_keeps_previous_file(trained, tmp_path, capsys, m
     assert code == 2 and "No space left on device" in err and "error: cannot write" in err
     assert (results / "results.csv").read_bytes() == csv_before
     assert not list(results.rglob(".*.tmp"))
+
+
+def test_predict_and_test_read_the_same_pixels(trained, tmp_path):
+    """RGBA, palette, 16-bit and grayscale files score the same through predict as through the test-set loader."""
+    import torch
+
+    import datasets
+    from datasets.samples import Sample
+
+    demo, _, ckpt_dir = trained
+    source = np.asarray(Image.open(sorted((demo.datapath / "brick" / "test").rglob("*.png"))[-1]).convert("RGB"))
+    rgba = np.dstack([source, np.full(source.shape[:2], 90, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(source).convert("P").save(tmp_path / "palette.png")
+    Image.fromarray(source[..., 0].astype(np.uint16) * 257).save(tmp_path / "deep.png")
+    Image.fromarray(source).convert("L").save(tmp_path / "gray.png")
+    files = [tmp_path / f"{n}.png" for n in ("rgba", "palette", "deep", "gray")]
+    detector = load(ckpt_dir)
+    predicted, _ = detector.predict(files)
+    test_set = datasets.TestDataset([Sample(str(f), 0, "good", None) for f in files], detector.preprocessing,
+                                    root=str(tmp_path))
+    batch = torch.stack([test_set[i]["image"] for i in range(len(files))])
+    tested, _ = detector.model.predict(batch)
+    np.testing.assert_array_equal(predicted, np.asarray(tested, np.float64))
+    # and the RGBA file is its RGB pixels (alpha dropped), as the reference's convert("RGB")
+    assert predicted[0] == pytest.approx(detector.predict([source])[0][0], abs=1e-5)  # batch of 1 vs 4
+
+
+def test_slsg_checkpoint_without_method_flag(fixtures_dir, tmp_path):
+    """--test predict picks the method from the checkpoint: no --method needed for an SLSG file."""
+    root = fixtures_dir / "slsg-reference"
+    image = sorted((root / "data" / "pushpins" / "test").rglob("*.png"))[0]
+    assert main.main(["--test", "predict", "--checkpoint", str(root / "pushpins.tch"), "--input", str(image),
+                      "--output", str(tmp_path / "o"), "--gpu", "-1"]) == 0
+    summary = json.loads((tmp_path / "o" / "predictions.json").read_text())
+    assert summary["method"] == "slsg" and len(summary["images"]) == 1

@@ -6,37 +6,52 @@ import pytest
 import torch
 from PIL import Image
 
-from common.deployment import deployment_path, f1_max_threshold, held_out_threshold
 from common.errors import UserError
-from common.predict import detect_method, expand_inputs, to_pil
+from datasets.image_io import read_rgb, to_rgb
+from runner.deployment import deployment_path, f1_max_threshold, held_out_threshold
+from runner.predict import expand_inputs
+from runner.stored_model import detect_method
 
 
-def test_to_pil_converts_every_mode(tmp_path):
+def _files_of_every_mode(folder):
     gray = np.arange(64, dtype=np.uint8).reshape(8, 8)
-    Image.fromarray(gray).save(tmp_path / "g.png")
+    Image.fromarray(gray).save(folder / "g.png")
     rgba = np.zeros((8, 8, 4), np.uint8)
     rgba[..., 0] = 200
-    rgba[..., 3] = 128  # half transparent red over black
-    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
-    Image.fromarray(gray.astype(np.uint16) * 1000).save(tmp_path / "d.png")
-    out_gray = np.asarray(to_pil(tmp_path / "g.png"))
+    rgba[..., 3] = 128  # half transparent red
+    Image.fromarray(rgba, "RGBA").save(folder / "a.png")
+    Image.fromarray(gray.astype(np.uint16) * 1000).save(folder / "d.png")
+    Image.fromarray(gray).convert("P").save(folder / "p.png")
+    return gray
+
+
+def test_one_reader_for_files_images_and_arrays(tmp_path):
+    """Training, test and predict read through read_rgb / to_rgb: the same pixels for a file, its opened PIL image
+    and its array; alpha is dropped (as the reference's convert("RGB")), 16-bit keeps the high byte."""
+    gray = _files_of_every_mode(tmp_path)
+    out_gray = np.asarray(read_rgb(tmp_path / "g.png"))
     assert out_gray.shape == (8, 8, 3) and (out_gray[..., 1] == gray).all()
-    out_rgba = np.asarray(to_pil(tmp_path / "a.png"))
-    assert out_rgba.shape == (8, 8, 3) and abs(int(out_rgba[0, 0, 0]) - 100) <= 1 and out_rgba[0, 0, 1] == 0
-    out_16 = np.asarray(to_pil(tmp_path / "d.png"))
-    assert out_16.shape == (8, 8, 3) and out_16.max() == 255 and out_16[0, 0, 0] == 0
+    out_rgba = np.asarray(read_rgb(tmp_path / "a.png"))
+    assert out_rgba.shape == (8, 8, 3) and tuple(out_rgba[0, 0]) == (200, 0, 0)
+    out_16 = np.asarray(read_rgb(tmp_path / "d.png"))
+    assert (out_16[..., 0] == ((gray.astype(np.int64) * 1000) >> 8)).all()
+    assert (np.asarray(read_rgb(tmp_path / "p.png"))[..., 2] == gray).all()
+    for name in ("g", "a", "d", "p"):
+        from_file = np.asarray(read_rgb(tmp_path / f"{name}.png"))
+        with Image.open(tmp_path / f"{name}.png") as opened:
+            assert (np.asarray(to_rgb(opened)) == from_file).all(), name
 
 
 def test_huge_images_are_reduced_when_decoded(tmp_path):
     Image.new("RGB", (6000, 4000), (10, 20, 30)).save(tmp_path / "big.jpg", quality=90)
-    pil = to_pil(tmp_path / "big.jpg", max_side=1024)
+    pil = read_rgb(tmp_path / "big.jpg", max_side=1024)
     assert min(pil.size) <= 2048 and pil.size[0] / pil.size[1] == pytest.approx(1.5, abs=0.01)
 
 
 def test_corrupt_image_names_the_file(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     with pytest.raises(UserError, match="bad.png"):
-        to_pil(tmp_path / "bad.png")
+        read_rgb(tmp_path / "bad.png")
 
 
 def test_expand_inputs_folder_glob_and_skips(tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from common.atomic import atomic_write_bytes
-from common.results import Predictions, read_results_csv, save_maps, write_results_csv
+from runner.results import Predictions, read_results_csv, save_maps, write_results_csv
 
 
 def test_results_csv_is_byte_identical_to_the_reference(fixtures_dir, tmp_path):
@@ -63,7 +63,7 @@ def test_maps_go_back_to_the_original_image_grid():
     came from; pixels the crop dropped get the map minimum; the identity geometry is exact."""
     from PIL import Image
 
-    from common.results import to_original_resolution
+    from runner.results import to_original_resolution
     from datasets.preprocess import Preprocessing
 
     original = np.zeros((120, 90), np.uint8)  # H x W, portrait

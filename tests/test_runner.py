@@ -9,9 +9,9 @@ import shutil
 import numpy as np
 import pytest
 
-import main
 from cli_helpers import tiny_demo, tiny_glass_flags
-from common.predict import load
+from runner import cli as main
+from runner.predict import load
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +50,13 @@ def test_good_images_only_folder(demo, tmp_path, capsys):
 
 def test_fg_masks_follow_the_per_class_table(tmp_path):
     """--fg 2 asks for foreground masks only where the built-in table says so (MPDD: never)."""
+    from glass.config import GlassConfig
     from glass.method import GlassMethod
 
-    def ns(dataset, fg):
-        return argparse.Namespace(dataset=dataset, fg=fg)
-
-    assert main._wants_fg_masks(GlassMethod, ns("mpdd", 2), "tubes") is False
-    assert main._wants_fg_masks(GlassMethod, ns("mvtec", 2), "bottle") is True
-    assert main._wants_fg_masks(GlassMethod, ns("mvtec", 0), "bottle") is False
-    assert main._wants_fg_masks(GlassMethod, ns("mpdd", 1), "tubes") is True
+    assert GlassMethod.wants_fg_masks(GlassConfig(fg=2), "mpdd", "tubes") is False
+    assert GlassMethod.wants_fg_masks(GlassConfig(fg=2), "mvtec", "bottle") is True
+    assert GlassMethod.wants_fg_masks(GlassConfig(fg=0), "mvtec", "bottle") is False
+    assert GlassMethod.wants_fg_masks(GlassConfig(fg=1), "mpdd", "tubes") is True
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(demo, tmp_path, capsys, monkeypatch):
@@ -85,3 +83,31 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(demo, tmp_path, capsy
     assert state["epoch"] == 0
     assert all(torch.isfinite(v).all() for v in state["discriminator"].values() if v.is_floating_point())
     assert not list(results.rglob(".*.tmp"))
+
+
+def test_a_recorded_run_replays_to_the_same_results(demo, tmp_path, capsys):
+    """`main.py --config <results>/run_<...>.json` reruns that run (flags from the file, the command line
+    overriding): trained again into another folder, it writes the same results.csv."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main.main(tiny_glass_flags(demo, first, epochs=2)) == 0
+    (record,) = first.glob("run_glass_*.json")
+    assert json.loads(record.read_text())["args"]["meta_epochs"] == 2
+    assert main.main(["--config", str(record), "--results_path", str(second)]) == 0
+    assert (second / "results.csv").read_bytes() == (first / "results.csv").read_bytes()
+    replayed = json.loads(next(second.glob("run_glass_*.json")).read_text())["args"]
+    assert replayed["results_path"] == str(second) and replayed["target_embed_dimension"] == 64
+
+
+def test_config_is_built_once_and_validated(tmp_path):
+    """The CLI edge gives each method its typed config; shared flags do not leak into it."""
+    from glass.config import GlassConfig
+    from slsg.config import SlsgConfig
+
+    glass = main.parse(["--batch_size", "3", "--lr", "1e5", "--seed", "7"])
+    assert isinstance(glass.config, GlassConfig) and (glass.config.batch_size, glass.config.lr,
+                                                      glass.config.seed) == (3, 1e5, 7)
+    slsg = main.parse(["--method", "slsg"])
+    assert isinstance(slsg.config, SlsgConfig) and (slsg.config.batch_size, slsg.config.imagesize,
+                                                    slsg.config.lr) == (4, 256, 0.04)
+    assert slsg.options.batch_size == 4 and glass.options.batch_size == 3
+    assert main.parse(["--method", "slsg", "--pretrain", "off"]).config.pretrain == "none"

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from common.results import write_results_csv
-from common.seeds import main, summarize
+from runner.results import write_results_csv
+from runner.seeds import main, summarize
 
 
 def test_summary_mean_and_std(tmp_path):

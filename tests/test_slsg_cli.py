@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import json
 
-import main
+from runner import cli as main
 
 
 def test_cli_evaluates_reference_weights_on_loco_layout(fixtures_dir, tmp_path):

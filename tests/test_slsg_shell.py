@@ -7,7 +7,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from main import build_parser
+from runner.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "shell" / "run-loco.sh"

@@ -91,7 +91,7 @@ def test_main_trains_on_a_loco_tree_with_pretraining(tmp_path_factory):
     with the LOCO columns, the three model files, and per-type image AUROCs that match the written scores."""
     import csv as csv_module
 
-    import main
+    from runner import cli as main
     from datasets.demo import generate_loco_demo
     from sklearn.metrics import roc_auc_score
     from slsg.network import SLSGNet, load_network, read_state_dict

@@ -12,8 +12,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from common.errors import UserError
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+from datasets.image_io import IMAGE_EXTENSIONS, read_rgb
 N_OPS = 9
 OPS_PER_SAMPLE = 3
 OP_NAMES = ("contrast", "brightness", "saturation_hue", "hflip", "vflip", "grayscale", "autocontrast",
@@ -21,11 +20,6 @@ OP_NAMES = ("contrast", "brightness", "saturation_hue", "hflip", "vflip", "grays
 
 
 def _read_rgb(path: str) -> Image.Image:
-    try:
-        from datasets.image_io import read_rgb
-    except ImportError:  # the loader module is optional for synthesis
-        with Image.open(path) as img:
-            return img.convert("RGB")
     return read_rgb(path)
 
 
@@ -33,7 +27,7 @@ class TexturePool:
     """Texture files under ``augpath``.
 
     reference_glob=True: ``sorted(glob(augpath/*/*.jpg))`` exactly as GLASS (DTD: lowercase ``.jpg`` only).
-    reference_glob=False: image files (``.jpg .jpeg .png .bmp .tif .tiff``, any case, no hidden files) directly in
+    reference_glob=False: image files (``datasets.image_io.IMAGE_EXTENSIONS``, any case, no hidden files) directly in
     ``augpath`` or one folder below, sorted.
     """
 

@@ -1,8 +1,9 @@
-"""What a trained model needs to be used without its training flags: ``toolkit.json`` beside the checkpoint.
+"""A trained model's record: method, config, preprocessing and decision threshold.
 
-It records the method, every flag value the model was built with, the preprocessing, and the decision threshold
-(F1-max on the test set when there is one, otherwise a high quantile of scores on held-out good images). A
-reference checkpoint has no such file: then the flags given on the command line are used.
+It is stored in two places: inside the checkpoint (key ``toolkit``, plain types beside the reference keys; for
+SLSG in ``<name>_last.tch``, so that ``<name>.tch`` stays the reference's bare state dict) and, readable by people,
+in ``toolkit.json`` beside it. The threshold is F1-max on the test set when there is one, otherwise a high quantile
+of scores on held-out good images. A reference checkpoint has neither: then the flags given are used.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+import metrics
 from common.atomic import atomic_write_text
 
 DEPLOYMENT_FILE = "toolkit.json"
@@ -28,10 +30,10 @@ def deployment_path(checkpoint: Path) -> Path:
     return checkpoint.parent / DEPLOYMENT_FILE
 
 
-def write_deployment(checkpoint: Path, method: str, args: dict, preprocessing: dict, threshold: float | None,
+def write_deployment(checkpoint: Path, description: dict, preprocessing: dict, threshold: float | None,
                      threshold_rule: str) -> Path:
-    keep = {k: v for k, v in args.items() if isinstance(v, (str, int, float, bool, list, type(None)))}
-    record = {"method": method, "args": keep, "preprocessing": preprocessing,
+    """``description``: the method's ``description()`` (method, config, class_name, dataset)."""
+    record = {**description, "preprocessing": preprocessing,
               "threshold": None if threshold is None else float(threshold), "threshold_rule": threshold_rule}
     return atomic_write_text(deployment_path(checkpoint), json.dumps(record, indent=2) + "\n")
 
@@ -40,16 +42,16 @@ def read_deployment(checkpoint: Path) -> dict | None:
     path = deployment_path(checkpoint)
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    record = json.loads(path.read_text())
+    if "config" not in record and "args" in record:  # written before typed configs
+        record["config"] = record.pop("args")
+        record.setdefault("class_name", record["config"].get("class_name"))
+    return record
 
 
 def f1_max_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
-    """The score threshold with the largest F1 (anomalous = score >= threshold)."""
-    from sklearn.metrics import precision_recall_curve
-
-    precision, recall, thresholds = precision_recall_curve(labels, scores)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    return float(thresholds[int(np.argmax(f1[:-1]))])
+    """The score threshold with the largest F1 (anomalous = score >= threshold), as ``metrics.f1_max``."""
+    return float(metrics.f1_max(np.asarray(labels), np.asarray(scores, np.float64))[1])
 
 
 def held_out_threshold(good_scores: np.ndarray, quantile: float = HELD_OUT_QUANTILE) -> float:

@@ -1,4 +1,4 @@
-"""Mean and standard deviation over seeds: ``python -m common.seeds RUN_DIR [RUN_DIR ...] --out FILE``.
+"""Mean and standard deviation over seeds: ``python -m runner.seeds RUN_DIR [RUN_DIR ...] --out FILE``.
 
 Each RUN_DIR is the ``--results_path`` of one seed's run (holding its ``results.csv``). The summary has one row per
 class and, per metric, ``<metric>_mean`` and ``<metric>_std`` (sample standard deviation, ddof=1), plus the number
@@ -16,7 +16,7 @@ import numpy as np
 
 from common.atomic import atomic_write_bytes
 from common.errors import UserError
-from common.results import read_results_csv
+from runner.results import read_results_csv
 
 METRICS = ("image_auroc", "pixel_auroc", "au_pro", "pixel_pro", "image_ap", "pixel_ap",
            "last_image_auroc", "last_pixel_auroc", "last_au_pro")
@@ -55,7 +55,7 @@ def write_summary(summary: dict[str, dict[str, float]], out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m common.seeds", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m runner.seeds", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="results folders of the single-seed runs")
     parser.add_argument("--out", type=Path, required=True, help="summary CSV to write")
     args = parser.parse_args(argv)

@@ -10,7 +10,7 @@ import json
 import math
 import platform
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -35,7 +35,6 @@ class Predictions:
     scores: np.ndarray  # (N,) float
     maps: np.ndarray  # (N, H, W) float32
     masks: np.ndarray  # (N, H, W) uint8 {0, 1}
-    extras: dict = field(default_factory=dict)
 
 
 def _format(value) -> str:

@@ -1,0 +1,160 @@
+"""The command line: one parser per method (shared flags + the method's own), parsed once into ``RunOptions`` and
+the method's typed config; errors become one ``error:`` line and exit status 2."""
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.errors import UserError
+from runner.options import TEST_MODES, RunOptions
+from runner.registry import METHODS, method_class
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EPERM, errno.EDQUOT}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as the toolkit's one ``error:`` line (exit status 2)."""
+
+    def error(self, message: str):
+        raise UserError(message)
+
+
+def build_parser(method: str | None = "glass") -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="main.py",
+        description="Industrial anomaly detection: train and evaluate GLASS (ECCV 2024) or SLSG (PR 2024).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    common = parser.add_argument_group("common")
+    common.add_argument("--method", choices=sorted(METHODS), default="glass", help="which method to run")
+    common.add_argument("--config", default=None,
+                        help="replay a recorded run: a run_<...>.json from a --results_path (flags given here "
+                             "override the recorded ones)")
+    common.add_argument("--test", default="ckpt", choices=TEST_MODES,
+                        help="ckpt: train (resuming an interrupted run) then evaluate; test: evaluate the "
+                             "checkpoints under --results_path; predict: score --input images with --checkpoint")
+    common.add_argument("--dataset", default="mvtec",
+                        help="mvtec | visa | mpdd | wfdd | mad-man | mad-sys | loco | folder")
+    common.add_argument("--datapath", help="dataset root (the folder that holds the class folders)")
+    common.add_argument("--augpath", help="texture folder for anomaly synthesis (DTD: <dtd>/images)")
+    common.add_argument("--classes", "-d", "--subdatasets", action="append", default=None,
+                        help="class to run (repeat the flag for several); default: every class under --datapath")
+    common.add_argument("--results_path", default="results", help="where checkpoints, CSVs and maps go")
+    common.add_argument("--gpu", type=int, action="append", default=None,
+                        help="CUDA device index (the first is used); -1 or no GPU available = CPU")
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1),
+                        help="data-loading worker processes (0 = load in the main process)")
+    common.add_argument("--gt_rule", choices=("half", "glass", "nonzero"), default="half",
+                        help="binarisation of resized ground truth: >=0.5 (toolkit), ==1.0 (GLASS MVTec), >0 (VisA)")
+    common.add_argument("--mask_pairing", choices=("stem", "order"), default="stem",
+                        help="pair test images with masks by file stem, or by sorted position (the reference)")
+    common.add_argument("--save_maps", action="store_true",
+                        help="write scores.csv, maps.npz and tiff/ per class under <results_path>/eval/")
+    common.add_argument("--heatmaps", type=int, default=1, help="1: write heat-map PNGs of the test set")
+    common.add_argument("--checkpoint", help="a checkpoint file (or folder) to evaluate / predict with")
+    common.add_argument("--input", help="--test predict: an image, a folder (searched recursively) or a glob")
+    common.add_argument("--output", default="results/predictions", help="--test predict: where results go")
+    common.add_argument("--threshold", type=float, default=None,
+                        help="--test predict: decision threshold (default: the one stored at training time)")
+    common.add_argument("--holdout", type=float, default=0.1,
+                        help="share of good training images held out for the threshold when there is no test set")
+    common.add_argument("--retrain", action="store_true",
+                        help="with --test ckpt: start over even if an interrupted run's checkpoint exists")
+    if method:
+        method_class(method).add_arguments(parser)
+    return parser
+
+
+@dataclass
+class Invocation:
+    """One parsed command line: the run options, the method's typed config and which flags were given."""
+
+    options: RunOptions
+    config: object
+    given: dict  # flag name -> value, for the flags on the command line (or in the replayed record)
+    values: dict  # every flag's value (what the run record stores)
+
+
+def _given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> dict:
+    """The flags present on the command line, with their parsed values (defaults left out)."""
+    import copy
+
+    quiet = copy.deepcopy(parser)
+    for action in quiet._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False
+    return vars(quiet.parse_args(argv))
+
+
+def _pick_method(argv: list[str], recorded: dict) -> str:
+    """--method, else the recorded run's, else (for --test predict) the checkpoint's, else glass."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--method")
+    pre.add_argument("--test")
+    pre.add_argument("--checkpoint")
+    known, _ = pre.parse_known_args(argv)
+    if known.method:
+        method_class(known.method)
+        return known.method
+    if recorded.get("method"):
+        return recorded["method"]
+    test = known.test or recorded.get("test")
+    checkpoint = known.checkpoint or recorded.get("checkpoint")
+    if test == "predict" and checkpoint and Path(checkpoint).exists():
+        from runner.stored_model import detect_method
+
+        return detect_method(Path(checkpoint))
+    return "glass"
+
+
+def parse(argv: list[str]) -> Invocation:
+    from runner.replay import recorded_flags
+
+    recorded = recorded_flags(argv)
+    method = _pick_method(argv, recorded)
+    parser = build_parser(method)
+    values = vars(parser.parse_args(argv))
+    given = {**{k: v for k, v in recorded.items() if k in values}, **_given_flags(parser, argv)}
+    given.pop("config", None)
+    values.update(given)
+    values["method"] = method
+    values["method_given"] = "method" in _given_flags(parser, argv)
+    config = method_class(method).config_class.from_flags(values)
+    options = RunOptions.from_flags(values)
+    return Invocation(options, config, given, values)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The flat view of a command line (every flag's value), for scripts and tests."""
+    return argparse.Namespace(**parse(argv).values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        invocation = parse(argv)
+        if invocation.options.test == "predict":
+            from runner.predict import run_predict
+
+            return run_predict(invocation)
+        from runner.run import run_all
+
+        return run_all(invocation, argv)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        where = f" {error.filename}" if error.filename else ""
+        print(f"error: cannot write{where}: {error.strerror} (nothing half-written was left; free space or choose "
+              f"another --results_path / --output)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: checkpoints written so far are complete; --test ckpt resumes", file=sys.stderr)
+        return 130

@@ -32,10 +32,42 @@ def deployment_path(checkpoint: Path) -> Path:
 
 def write_deployment(checkpoint: Path, description: dict, preprocessing: dict, threshold: float | None,
                      threshold_rule: str) -> Path:
-    """``description``: the method's ``description()`` (method, config, class_name, dataset)."""
+    """``description``: the method's ``description()`` (method, config, class_name, dataset). Written into the
+    checkpoint files (``toolkit``) and to ``toolkit.json``."""
     record = {**description, "preprocessing": preprocessing,
               "threshold": None if threshold is None else float(threshold), "threshold_rule": threshold_rule}
+    for file in _record_files(Path(checkpoint)):
+        _embed(file, record)
     return atomic_write_text(deployment_path(checkpoint), json.dumps(record, indent=2) + "\n")
+
+
+def _record_files(checkpoint: Path) -> list[Path]:
+    """The toolkit's own checkpoint files of a model: GLASS ``ckpt.pth`` and ``ckpt_best_*.pth``, SLSG
+    ``<name>_last.tch`` (the best ``.tch`` stays the reference's bare state dict)."""
+    if checkpoint.is_dir():
+        return [p for p in [checkpoint / "ckpt.pth", *sorted(checkpoint.glob("ckpt_best_*.pth"))] if p.is_file()]
+    if checkpoint.suffix == ".tch":
+        stem = checkpoint.stem[:-5] if checkpoint.stem.endswith("_last") else checkpoint.stem
+        last = checkpoint.with_name(f"{stem}_last.tch")
+        return [last] if last.is_file() else []
+    return []
+
+
+def _embed(file: Path, record: dict) -> None:
+    import torch
+
+    from common.atomic import atomic_torch_save
+
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        return
+    if "discriminator" in state:
+        state["toolkit"] = record
+    elif isinstance(state.get("extra"), dict):
+        state["extra"]["toolkit"] = record
+    else:
+        return
+    atomic_torch_save(state, file)
 
 
 def read_deployment(checkpoint: Path) -> dict | None:

@@ -60,20 +60,21 @@ def _embedded_record_file(checkpoint: Path) -> Path | None:
 
 
 def stored_description(checkpoint: Path) -> dict | None:
-    """The model's record: ``toolkit.json`` when present (it also holds the threshold), else the ``toolkit`` entry
-    inside the checkpoint; None for a reference checkpoint that has neither."""
-    record = read_deployment(checkpoint)
-    if record:
-        return record
+    """The model's record: the ``toolkit`` entry inside the checkpoint (method, config, preprocessing, threshold),
+    else ``toolkit.json`` beside it (checkpoints written before records were embedded); None for a reference
+    checkpoint that has neither."""
     file = _embedded_record_file(checkpoint)
-    if file is None:
-        return None
-    state = _read(file)
+    state = _read(file) if file is not None else None
     if isinstance(state, dict):
         embedded = state.get("toolkit") or (state.get("extra") or {}).get("toolkit")
-        if isinstance(embedded, dict):
-            return {**embedded, "preprocessing": embedded.get("preprocessing", state.get("preprocessing"))}
-    return None
+        if isinstance(embedded, dict) and embedded.get("config"):
+            stored = {**embedded, "preprocessing": embedded.get("preprocessing") or state.get("preprocessing")}
+            if "threshold" in stored:
+                return stored
+            sidecar = read_deployment(checkpoint) or {}
+            return {**stored, "threshold": sidecar.get("threshold"),
+                    "threshold_rule": sidecar.get("threshold_rule", "none")}
+    return read_deployment(checkpoint)
 
 
 def _show(value) -> str:

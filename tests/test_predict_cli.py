@@ -129,7 +129,8 @@ def test_missing_and_corrupt_checkpoints(tmp_path, capsys):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"garbage")
     assert main.main(["--test", "predict", "--checkpoint", str(bad), "--input", str(image)]) == 2
-    assert "cannot read" in capsys.readouterr().err and "bad.pth" in capsys.readouterr().err + str(bad)
+    err = capsys.readouterr().err
+    assert f"--checkpoint: cannot read {bad}" in err
 
 
 def test_unwritable_output_and_results_folders(trained, tmp_path, capsys, monkeypatch):
@@ -201,3 +202,23 @@ def test_slsg_checkpoint_without_method_flag(fixtures_dir, tmp_path):
                       "--output", str(tmp_path / "o"), "--gpu", "-1"]) == 0
     summary = json.loads((tmp_path / "o" / "predictions.json").read_text())
     assert summary["method"] == "slsg" and len(summary["images"]) == 1
+
+
+def test_the_checkpoint_file_alone_rebuilds_the_model(trained, tmp_path):
+    """The best checkpoint file, copied away from its folder and toolkit.json, carries the method, config,
+    preprocessing and threshold: load() needs no flag, and scores equal those of the folder."""
+    import shutil
+
+    import torch
+
+    demo, _, ckpt_dir = trained
+    (best,) = ckpt_dir.glob("ckpt_best_*.pth")
+    alone = tmp_path / best.name
+    shutil.copy(best, alone)
+    record = json.loads((ckpt_dir / "toolkit.json").read_text())
+    state = torch.load(alone, weights_only=True)  # plain types only
+    assert state["toolkit"]["config"] == record["config"] and state["toolkit"]["threshold"] == record["threshold"]
+    images = sorted((demo.datapath / "brick" / "test").rglob("*.png"))[:3]
+    from_file, from_folder = load(alone), load(ckpt_dir)
+    assert from_file.threshold == record["threshold"] and from_file.preprocessing == from_folder.preprocessing
+    np.testing.assert_array_equal(from_file.predict(images)[0], from_folder.predict(images)[0])

@@ -115,6 +115,20 @@ def test_main_trains_on_a_loco_tree_with_pretraining(tmp_path_factory):
                                                         + float(row["au_spro_structural"])) / 2)
     with open(results / "eval" / "loco_coin_grid" / "scores.csv", newline="") as handle:
         scores = list(csv_module.DictReader(handle))
+    labels_all = [int(s["label"]) for s in scores]
+    assert float(row["image_auroc"]) == pytest.approx(
+        roc_auc_score(labels_all, [float(s["score"]) for s in scores]), abs=1e-12)
+    # pixel AUROC from the saved maps and the test set's masks, computed independently with scikit-learn
+    import datasets
+    import numpy as np
+
+    test_set = datasets.TestDataset(datasets.load_samples("loco", str(loco.datapath), "coin_grid", "test"),
+                                    datasets.slsg_preprocessing(96), root=str(loco.datapath))
+    saved = np.load(results / "eval" / "loco_coin_grid" / "maps.npz")
+    items = [test_set[i] for i in range(len(test_set))]
+    masks = np.stack([item["mask"].numpy()[0] > 0.5 for item in items])
+    maps = np.stack([saved[item["image_path"]] for item in items])
+    assert float(row["pixel_auroc"]) == pytest.approx(roc_auc_score(masks.ravel(), maps.ravel()), abs=1e-9)
     for kind in ("logical", "structural"):  # good vs that type only, split by folder name
         chosen = [s for s in scores if "/good/" in s["image"] or f"/{kind}_anomalies/" in s["image"]]
         labels = [int(s["label"]) for s in chosen]

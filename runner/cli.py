@@ -119,19 +119,15 @@ def parse(argv: list[str]) -> Invocation:
     method = _pick_method(argv, recorded)
     parser = build_parser(method)
     values = vars(parser.parse_args(argv))
-    given = {**{k: v for k, v in recorded.items() if k in values}, **_given_flags(parser, argv)}
+    typed = _given_flags(parser, argv)
+    given = {**{k: v for k, v in recorded.items() if k in values}, **typed}
     given.pop("config", None)
     values.update(given)
     values["method"] = method
-    values["method_given"] = "method" in _given_flags(parser, argv)
+    values["method_given"] = "method" in typed
     config = method_class(method).config_class.from_flags(values)
     options = RunOptions.from_flags(values)
     return Invocation(options, config, given, values)
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    """The flat view of a command line (every flag's value), for scripts and tests."""
-    return argparse.Namespace(**parse(argv).values)
 
 
 def main(argv: list[str] | None = None) -> int:

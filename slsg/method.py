@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from common.errors import UserError
-from slsg.config import SlsgConfig, add_arguments, normalise_pretrain
+from slsg.config import SlsgConfig, add_arguments
 from slsg.encoder import init_encoder
 from slsg.network import SLSGNet, anomaly_map, image_score, load_network, read_state_dict
 

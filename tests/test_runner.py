@@ -1,7 +1,6 @@
 """The runner in main.py: good-images-only training, per-class fg decisions, the results table."""
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import shutil

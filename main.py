@@ -7,12 +7,12 @@ This file is the only place that wires datasets, methods and metrics together (s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import math
 import os
 import sys
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,11 +284,19 @@ def run_class(args, method_cls, device, plan: ClassPlan) -> dict:
         row.update(compute_metrics(pred, loco_truth=loco_truth))
         if len(set(pred.labels.tolist())) == 2:
             threshold, rule = f1_max_threshold(pred.labels, pred.scores), "F1-max on the test set"
+        elif not pred.labels.any():  # only good test images: they are held out from training, as plan.held_out
+            threshold = held_out_threshold(pred.scores)
+            rule = f"quantile {0.99} of {len(pred.scores)} good test images (the test set has no anomalies)"
+            print(f"{name}: the test set has only good images; decision threshold {threshold:.4g} from the {rule}")
         out_dir = _write_eval_outputs(args, model, name, cls_name, test_set, pred)
         last_row, last_epoch = None, None
         if not args.checkpoint:
+            from common.checkpoint_io import UnsafeCheckpointError
+
             try:
                 last_epoch = model.load(source, which="last").get("epoch")
+            except UnsafeCheckpointError:
+                raise
             except (UserError, FileNotFoundError):
                 last_epoch = None
             if last_epoch is not None:
@@ -332,7 +340,9 @@ def _run(args, argv) -> int:
     from common.atomic import check_writable
     from common.device import pick_device
     from common.errors import UserError
+    from common.locking import exclusive, hold_model_folder
     from common.results import format_table, read_results_csv, write_results_csv, write_run_record
+    from common.run_names import run_record_path
 
     method_cls = _method_class(args.method)
     if args.test == "predict":
@@ -359,14 +369,20 @@ def _run(args, argv) -> int:
     device = pick_device(args.gpu)
     results_path = Path(args.results_path)
     check_writable(results_path, "--results_path")
-    write_run_record(results_path / f"run_{args.method}_{time.strftime('%Y%m%d-%H%M%S')}.json", argv, vars(args))
+    write_run_record(run_record_path(results_path, args.method), argv, vars(args))
     csv_path = results_path / "results.csv"
-    rows = read_results_csv(csv_path)
     print(f"{args.method} on {args.dataset}: {len(classes)} class(es), device {device}, results in {results_path}")
-    for plan in plans:
-        row = run_class(args, method_cls, device, plan)
-        rows[f"{args.dataset}_{plan.name}"] = row
-        write_results_csv(csv_path, rows)
+    with contextlib.ExitStack() as held:  # every class's model folder, for the whole run: a second run stops at once
+        for plan in plans:
+            held.enter_context(hold_model_folder(method_cls.checkpoint_dir(
+                results_path, checkpoint_dataset(args.dataset), plan.name)))
+        for plan in plans:
+            row = run_class(args, method_cls, device, plan)
+            with exclusive(csv_path):  # other runs may add rows to the same results.csv meanwhile
+                rows = read_results_csv(csv_path)
+                rows[f"{args.dataset}_{plan.name}"] = row
+                write_results_csv(csv_path, rows)
+    rows = read_results_csv(csv_path)
     shown = ["image_auroc", "pixel_auroc", "au_pro", "best_epoch", "last_image_auroc", "last_pixel_auroc",
              "last_au_pro", "last_epoch"]
     shown = [c for c in shown if any(r.get(c) is not None and not (isinstance(r.get(c), float) and

@@ -27,8 +27,10 @@ from PIL import Image, UnidentifiedImageError
 
 from common.atomic import (atomic_write_bytes, atomic_write_image, atomic_write_text, atomic_write_tiff,
                            check_writable)
+from common.checkpoint_io import safe_torch_load
 from common.deployment import read_deployment
 from common.errors import UserError
+from common.output_names import output_stems
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 MAX_DECODE_SIDE_FACTOR = 4  # decode huge images at most this many times the model's input size
@@ -48,10 +50,7 @@ def detect_method(checkpoint: Path) -> str:
         raise UserError(f"--checkpoint: no GLASS (ckpt_best_*.pth, ckpt.pth) or SLSG (*.tch) checkpoint in {checkpoint}")
     if not checkpoint.is_file():
         raise UserError(f"--checkpoint: not found: {checkpoint}")
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"--checkpoint: cannot read {checkpoint} ({exc.__class__.__name__}: {exc})") from exc
+    state = safe_torch_load(checkpoint, "--checkpoint:")
     if isinstance(state, dict) and "discriminator" in state:
         return "glass"
     if isinstance(state, dict) and any(str(k).startswith("encoder_segment.") for k in state):
@@ -195,7 +194,7 @@ def expand_inputs(spec: str) -> tuple[list[Path], Path]:
     if path.is_file():
         candidates, root = [path], path.parent
     elif path.is_dir():
-        candidates, root = sorted(p for p in path.rglob("*") if p.is_file()), path
+        candidates, root = sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()), path
     else:
         candidates = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
         root = Path(glob.escape(spec)).parent if not candidates else Path(_common_root(candidates))
@@ -204,6 +203,11 @@ def expand_inputs(spec: str) -> tuple[list[Path], Path]:
     images = []
     for candidate in candidates:
         if candidate.name.startswith("."):
+            continue
+        if candidate.is_symlink() and not candidate.exists():
+            warnings.warn(f"--input: skipping {candidate} (a symbolic link to a missing file)", stacklevel=2)
+            continue
+        if not candidate.is_file():
             continue
         if candidate.suffix.lower() in IMAGE_SUFFIXES:
             images.append(candidate)
@@ -242,6 +246,7 @@ def run_predict(args: argparse.Namespace, method_cls) -> int:
         raise UserError(f"--checkpoint {args.checkpoint} is a {found.upper()} checkpoint, not {args.method.upper()}: "
                         f"use --method {found}")
     images, root = expand_inputs(args.input)
+    names = output_stems(images, root)
     check_writable(output, "--output")
     detector = load(args.checkpoint, method=args.method if args.method_given else None,
                     device=pick_device(args.gpu), args=args, threshold=args.threshold)
@@ -262,15 +267,15 @@ def run_predict(args: argparse.Namespace, method_cls) -> int:
         tensors = torch.stack([pre.image(p) for p in pils])
         scores, maps = detector.model.predict(tensors)
         for path, tensor, score, anomaly_map in zip(kept, tensors, scores, maps):
-            rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+            stem = names[path]
             decision = None if detector.threshold is None else bool(score >= detector.threshold)
             rgb = np.clip((tensor.numpy().transpose(1, 2, 0) * np.asarray(pre.std) + np.asarray(pre.mean)) * 255,
                           0, 255).astype(np.uint8)
             panel = heatmap_panel(rgb, None, np.asarray(anomaly_map))
             overlay = panel[:, 2 * rgb.shape[1]:]
-            atomic_write_image(output / "overlays" / rel.with_suffix(".png"), np.concatenate([rgb, overlay], 1))
+            atomic_write_image(output / "overlays" / f"{stem}.png", np.concatenate([rgb, overlay], 1))
             if args.save_maps:
-                atomic_write_tiff(output / "maps" / rel.with_suffix(".tiff"), np.asarray(anomaly_map, np.float32))
+                atomic_write_tiff(output / "maps" / f"{stem}.tiff", np.asarray(anomaly_map, np.float32))
             rows.append({"image": str(path), "score": float(score), "threshold": detector.threshold,
                          "anomalous": decision})
     buffer = io.StringIO()

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from common.atomic import atomic_torch_save
+from common.checkpoint_io import safe_torch_load
 from common.errors import UserError
 
 BEST_PATTERN = re.compile(r"ckpt_best_(\d+)\.pth$")
@@ -44,10 +45,7 @@ def find_best(folder: Path) -> tuple[int, Path]:
 
 
 def read(path: Path) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"cannot read checkpoint {path} ({exc.__class__.__name__}: {exc})") from exc
+    state = safe_torch_load(path, "GLASS checkpoint")
     if not isinstance(state, dict) or "discriminator" not in state:
         raise UserError(f"{path} is not a GLASS checkpoint (no 'discriminator' entry)")
     return state

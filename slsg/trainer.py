@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from common.atomic import atomic_torch_save
+from common.checkpoint_io import safe_torch_load
 from common.errors import UserError
 from slsg.batches import make_batch
 from slsg.loss import slsg_loss
@@ -83,8 +84,8 @@ def train(model: SLSGNet, images: Sequence[np.ndarray], simulator: SLSGSimulator
     optimizer = make_optimizer(model, config)
     start, best = 0, {"step": None, "image_auroc": None}
     if resume and last_path.is_file():
-        state = torch.load(last_path, map_location="cpu", weights_only=False)
-        if state.get("format") != FORMAT:
+        state = safe_torch_load(last_path, "SLSG training checkpoint")
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise UserError(f"{last_path} is not an SLSG toolkit training checkpoint; use --retrain to start over")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

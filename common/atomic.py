@@ -97,6 +97,8 @@ def check_writable(folder: str | os.PathLike, flag: str) -> Path:
     from common.errors import UserError
 
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{flag}: {folder} is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".write-test"

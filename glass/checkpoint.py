@@ -65,8 +65,20 @@ def save_latest(folder: Path, state: dict) -> Path:
     return atomic_torch_save(state, Path(folder) / LATEST)
 
 
+def _input_width(state_dict: dict) -> int | None:
+    """The embedding width a discriminator reads: the input size of its first Linear (registration order)."""
+    for value in state_dict.values():
+        if torch.is_tensor(value) and value.ndim == 2:
+            return int(value.shape[1])
+    return None
+
+
 def load_heads(state: dict, projection, discriminator, path: Path) -> None:
     """Load the two state dicts into the modules; a shape mismatch names the flags that set the shapes."""
+    stored, built = _input_width(state["discriminator"]), _input_width(discriminator.state_dict())
+    if stored is not None and built is not None and stored != built:
+        raise UserError(f"{path} was trained with embedding width --target_embed_dimension {stored}, but the flags "
+                        f"build width {built}: pass --target_embed_dimension {stored}")
     try:
         discriminator.load_state_dict(state["discriminator"])
         if projection is not None:

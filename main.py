@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import glob
 import importlib
 import math
 import os
@@ -202,10 +203,13 @@ class ClassPlan:
 def _remove_stale_temporaries(ckpt_dir: Path) -> None:
     """A process killed during an atomic write leaves its hidden temporary (``.<name>.*.tmp``) behind; the target
     file itself is intact. Remove such leftovers before training resumes."""
-    folder = ckpt_dir if ckpt_dir.is_dir() else ckpt_dir.parent
-    if folder.is_dir():
-        for leftover in folder.glob(".*.tmp"):
-            leftover.unlink(missing_ok=True)
+    if ckpt_dir.is_dir():
+        leftovers = list(ckpt_dir.glob(".*.tmp"))
+    else:  # an SLSG file: its folder also holds other classes' files, which other runs may be writing right now
+        names = (ckpt_dir.name, f"{ckpt_dir.stem}_last{ckpt_dir.suffix}", f"{ckpt_dir.stem}.toolkit.json")
+        leftovers = [p for n in names for p in ckpt_dir.parent.glob(f".{glob.escape(n)}.*.tmp")]
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
 
 
 def _wants_fg_masks(method_cls, args, cls_name: str) -> bool:

@@ -95,3 +95,15 @@ def test_different_classes_into_one_results_path_keep_every_row(trained):
         names = sorted(row["Row Names"] for row in csv.DictReader(handle) if row["Row Names"] != "Mean")
     assert names == sorted(f"mvtec_{cls}" for cls in CLASSES)
     assert len(list(results.glob("run_glass_*.json"))) == 3  # started in the same second: three records
+
+
+def test_resuming_one_slsg_class_leaves_other_classes_temporaries_alone(tmp_path):
+    folder = tmp_path / "models/slsg"
+    folder.mkdir(parents=True)
+    mine = [folder / ".mvtec_brick.tch.a1b2.tmp", folder / ".mvtec_brick_last.tch.c3d4.tmp",
+            folder / ".mvtec_brick.toolkit.json.e5f6.tmp"]
+    theirs = [folder / ".mvtec_gravel_last.tch.x9y8.tmp", folder / ".mvtec_brick_2.tch.z7w6.tmp"]
+    for path in mine + theirs:
+        path.write_bytes(b"")
+    main._remove_stale_temporaries(folder / "mvtec_brick.tch")
+    assert not any(p.exists() for p in mine) and all(p.exists() for p in theirs)

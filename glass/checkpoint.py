@@ -77,8 +77,9 @@ def load_heads(state: dict, projection, discriminator, path: Path) -> None:
     """Load the two state dicts into the modules; a shape mismatch names the flags that set the shapes."""
     stored, built = _input_width(state["discriminator"]), _input_width(discriminator.state_dict())
     if stored is not None and built is not None and stored != built:
-        raise UserError(f"{path} was trained with embedding width --target_embed_dimension {stored}, but the flags "
-                        f"build width {built}: pass --target_embed_dimension {stored}")
+        raise UserError(f"{path} does not fit the model built from the flags: it was trained with embedding width "
+                        f"--target_embed_dimension {stored}, the flags build width {built} (pass "
+                        f"--target_embed_dimension {stored})")
     try:
         discriminator.load_state_dict(state["discriminator"])
         if projection is not None:

@@ -1,6 +1,7 @@
 """Atomic file writes: write a temporary sibling, flush to disk, then rename over the target.
 
-A reader (or a crash) never sees a half-written file: the target is either the old file or the new one.
+A reader (or a crash) never sees a half-written file: the target is either the old file or the new one. The
+file gets the permissions of a normally created one under the user's umask (``mkstemp`` makes 0600).
 """
 from __future__ import annotations
 
@@ -13,11 +14,25 @@ from typing import Any
 import numpy as np
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (``os.umask`` sets it, which would race with threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -43,8 +58,11 @@ def atomic_write_text(path: str | os.PathLike, text: str, newline: str | None = 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     import torch
 
+    from common.checkpoint_io import check_loadable
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
+    check_loadable(buffer.getvalue(), path)  # what is saved must load with weights_only=True
     return atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -79,6 +97,8 @@ def check_writable(folder: str | os.PathLike, flag: str) -> Path:
     from common.errors import UserError
 
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{flag}: {folder} is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".write-test"

@@ -24,6 +24,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from common.checkpoint_io import safe_torch_load
 from common.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -82,10 +83,7 @@ def load_state_dict_file(path: str | os.PathLike, flag: str = "--backbone_weight
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{flag}: file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt, truncated, not a torch file
-        raise UserError(f"{flag}: cannot read {path} as a PyTorch state dict ({exc.__class__.__name__}: {exc})") from exc
+    state = safe_torch_load(path, f"{flag}:")
     for key in nested:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -6,6 +6,7 @@ bilevel, CMYK, 16-bit or float), masks as 8-bit "L" images with every defect pix
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,9 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     Hidden files, sub-folders and files with other extensions (``.DS_Store``, ``Thumbs.db``, ``README.txt``) are
     skipped."""
     folder = Path(folder)
+    for path in folder.iterdir():
+        if path.is_symlink() and not path.exists() and not path.name.startswith("."):
+            warnings.warn(f"skipping {path} (a symbolic link to a missing file)", stacklevel=2)
     return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
 
 

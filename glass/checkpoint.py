@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from common.atomic import atomic_torch_save
+from common.checkpoint_io import safe_torch_load
 from common.errors import UserError
 
 BEST_PATTERN = re.compile(r"ckpt_best_(\d+)\.pth$")
@@ -44,10 +45,7 @@ def find_best(folder: Path) -> tuple[int, Path]:
 
 
 def read(path: Path) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"cannot read checkpoint {path} ({exc.__class__.__name__}: {exc})") from exc
+    state = safe_torch_load(path, "GLASS checkpoint")
     if not isinstance(state, dict) or "discriminator" not in state:
         raise UserError(f"{path} is not a GLASS checkpoint (no 'discriminator' entry)")
     return state
@@ -67,8 +65,21 @@ def save_latest(folder: Path, state: dict) -> Path:
     return atomic_torch_save(state, Path(folder) / LATEST)
 
 
+def _input_width(state_dict: dict) -> int | None:
+    """The embedding width a discriminator reads: the input size of its first Linear (registration order)."""
+    for value in state_dict.values():
+        if torch.is_tensor(value) and value.ndim == 2:
+            return int(value.shape[1])
+    return None
+
+
 def load_heads(state: dict, projection, discriminator, path: Path) -> None:
     """Load the two state dicts into the modules; a shape mismatch names the flags that set the shapes."""
+    stored, built = _input_width(state["discriminator"]), _input_width(discriminator.state_dict())
+    if stored is not None and built is not None and stored != built:
+        raise UserError(f"{path} does not fit the model built from the flags: it was trained with embedding width "
+                        f"--target_embed_dimension {stored}, the flags build width {built} (pass "
+                        f"--target_embed_dimension {stored})")
     try:
         discriminator.load_state_dict(state["discriminator"])
         if projection is not None:

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from common.errors import UserError
+from common.finite import weights_finite
 from glass import checkpoint as ckpt
 from glass.gas import GasConfig
 from glass.network import GlassNet
@@ -210,6 +211,7 @@ class Trainer:
             centre_order = np.random.default_rng([cfg.seed, epoch, 2]).permutation(n).tolist()
             c = centre.centre(cfg.center_mean, centre_order)
             stats = self._epoch(las, c, epoch, centre)
+            self._stop_if_diverged(f"during epoch {epoch}")  # never evaluate or save diverged weights
             record = {"epoch": epoch, **stats}
             if evaluate is not None and cfg.eval_epochs > 0 and (epoch + 1) % cfg.eval_epochs == 0:
                 metrics = evaluate()
@@ -230,6 +232,11 @@ class Trainer:
             ckpt.save_latest(folder, self.full_state(last))
         return {"best_epoch": None if self.best is None else self.best["epoch"], "last_epoch": last,
                 "epochs": self.history, "best": self.best}
+
+    def _stop_if_diverged(self, where: str) -> None:
+        if not weights_finite(self.net.projection, self.net.discriminator):
+            raise UserError(f"{self.cfg.name}: the loss became nan or inf (the weights are no longer finite) "
+                            f"{where}; training stopped, the last good checkpoint is kept (try a lower --lr)")
 
     def _epoch(self, las: LasDataset, c: torch.Tensor, epoch: int, cache: CentreCache | None = None) -> dict:
         cfg, net = self.cfg, self.net
@@ -255,6 +262,7 @@ class Trainer:
                                 f"{tuple(grid)}: set --downsampling to the stride of the first layer")
             true_emb, fake_emb = (emb[:rows], emb[rows:]) if true_emb is None else (true_emb, emb)
             noise = (torch.randn(true_emb.shape, generator=noise_gen) * cfg.noise).to(self.device)
+            self._stop_if_diverged(f"at epoch {epoch}, iteration {it}")  # non-finite weights give non-finite scores, which the loss rejects
             self.dsc_opt.zero_grad()
             if self.proj_opt is not None:
                 self.proj_opt.zero_grad()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.atomic import atomic_write_text
+from common.atomic import atomic_write_text, check_writable
 from common.errors import UserError
 
 from .loco import LOCO_LIMITS, image_scores_max, loco_classification, loco_localization
@@ -56,6 +56,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     for flag, path in (("--anomaly_maps_dir", maps_dir), ("--dataset_base_dir", data_dir)):
         if not path.is_dir():
             raise UserError(f"{flag}: folder {path} does not exist")
+    if args.output_dir:  # before the long computation, not after it
+        check_writable(args.output_dir, "--output_dir")
     objects = _objects(args, maps_dir, data_dir)
     if args.layout == "mvtec":
         if not 0.0 < args.pro_integration_limit <= 1.0:

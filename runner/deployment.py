@@ -57,8 +57,9 @@ def _embed(file: Path, record: dict) -> None:
     import torch
 
     from common.atomic import atomic_torch_save
+    from common.checkpoint_io import safe_torch_load
 
-    state = torch.load(file, map_location="cpu", weights_only=True)
+    state = safe_torch_load(file, "checkpoint")
     if not isinstance(state, dict):
         return
     if "discriminator" in state:

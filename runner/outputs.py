@@ -3,10 +3,9 @@ results table printed at the end."""
 from __future__ import annotations
 
 import math
-import os
-import time
 from pathlib import Path
 
+from common.run_names import run_record_path
 from runner.options import RunOptions
 from runner.results import denormalize, format_table, heatmap_panel, save_heatmap, save_maps, write_run_record
 
@@ -31,8 +30,8 @@ def write_eval_outputs(options: RunOptions, preprocessing, name: str, cls_name: 
 
 
 def record_run(results_path: Path, method: str, argv: list[str], values: dict) -> Path:
-    """``run_<method>_<time>_<pid>.json``: the command line and every flag value (``--config`` replays it)."""
-    path = results_path / f"run_{method}_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}.json"
+    """``run_<method>_<time>_<pid>_<6 hex>.json``: the command line and every flag value (``--config`` replays it)."""
+    path = run_record_path(results_path, method)
     write_run_record(path, argv, values)
     return path
 

@@ -28,6 +28,7 @@ from PIL import Image
 
 from common.atomic import atomic_write_bytes, atomic_write_image, atomic_write_text, atomic_write_tiff, check_writable
 from common.errors import UserError
+from common.output_names import output_stems
 from datasets.image_io import IMAGE_EXTENSIONS, read_rgb, to_rgb
 from runner.registry import method_class
 from runner.results import denormalize, heatmap_panel
@@ -113,7 +114,7 @@ def expand_inputs(spec: str) -> tuple[list[Path], Path]:
     if path.is_file():
         candidates, root = [path], path.parent
     elif path.is_dir():
-        candidates, root = sorted(p for p in path.rglob("*") if p.is_file()), path
+        candidates, root = sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()), path
     else:
         candidates = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
         if not candidates:
@@ -122,6 +123,11 @@ def expand_inputs(spec: str) -> tuple[list[Path], Path]:
     images = []
     for candidate in candidates:
         if candidate.name.startswith("."):
+            continue
+        if candidate.is_symlink() and not candidate.exists():
+            warnings.warn(f"--input: skipping {candidate} (a symbolic link to a missing file)", stacklevel=2)
+            continue
+        if not candidate.is_file():
             continue
         if candidate.suffix.lower() in IMAGE_EXTENSIONS:
             images.append(candidate)
@@ -148,13 +154,14 @@ def _readable(detector: Detector, paths: Sequence[Path]) -> tuple[list[Path], li
     return kept, pils
 
 
-def _write_image_outputs(output: Path, rel: Path, rgb: np.ndarray, anomaly_map: np.ndarray,
+def _write_image_outputs(output: Path, stem: Path, rgb: np.ndarray, anomaly_map: np.ndarray,
                          save_maps: bool) -> None:
+    """``stem`` is the input's relative path without (or, where stems collide, with) its extension."""
     panel = heatmap_panel(rgb, None, np.asarray(anomaly_map))
     overlay = panel[:, 2 * rgb.shape[1]:]
-    atomic_write_image(output / "overlays" / rel.with_suffix(".png"), np.concatenate([rgb, overlay], 1))
+    atomic_write_image(output / "overlays" / f"{stem}.png", np.concatenate([rgb, overlay], 1))
     if save_maps:
-        atomic_write_tiff(output / "maps" / rel.with_suffix(".tiff"), np.asarray(anomaly_map, np.float32))
+        atomic_write_tiff(output / "maps" / f"{stem}.tiff", np.asarray(anomaly_map, np.float32))
 
 
 def _write_tables(output: Path, checkpoint: str, detector: Detector, rows: list[dict]) -> None:
@@ -185,6 +192,7 @@ def run_predict(invocation) -> int:
         raise UserError(f"--checkpoint {options.checkpoint} is a {found.upper()} checkpoint, not "
                         f"{options.method.upper()}: use --method {found}")
     images, root = expand_inputs(options.input)
+    names = output_stems(images, root)
     detector = load(options.checkpoint, method=options.method if options.method_given else None,
                     device=pick_device(options.gpu), flags=invocation.given, threshold=options.threshold)
     check_writable(output, "--output")
@@ -196,9 +204,8 @@ def run_predict(invocation) -> int:
             continue
         scores, maps = detector.predict(pils)
         for path, pil, score, anomaly_map in zip(kept, pils, scores, maps):
-            rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
             rgb = denormalize(pre.image(pil).numpy(), pre.mean, pre.std)
-            _write_image_outputs(output, rel, rgb, anomaly_map, options.save_maps)
+            _write_image_outputs(output, names[path], rgb, anomaly_map, options.save_maps)
             decision = None if detector.threshold is None else bool(score >= detector.threshold)
             rows.append({"image": str(path), "score": float(score), "threshold": detector.threshold,
                          "anomalous": decision})

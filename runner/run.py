@@ -2,6 +2,8 @@
 threshold and write the outputs; ``results.csv`` is rewritten after each class."""
 from __future__ import annotations
 
+import contextlib
+import glob
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,8 +11,10 @@ import torch
 
 import datasets
 from common.atomic import check_writable
+from common.checkpoint_io import UnsafeCheckpointError
 from common.device import pick_device
 from common.errors import UserError
+from common.locking import exclusive, hold_model_folder
 from common.seed import fix_seeds
 from runner.cli import Invocation
 from runner.deployment import f1_max_threshold, held_out_threshold, write_deployment, HELD_OUT_QUANTILE
@@ -62,13 +66,19 @@ def run_all(invocation: Invocation, argv: list[str]) -> int:
     check_writable(results_path, "--results_path")
     record_run(results_path, options.method, argv, invocation.values)
     csv_path = results_path / "results.csv"
-    rows = read_results_csv(csv_path)
     print(f"{options.method} on {options.dataset}: {len(classes)} class(es), device {ctx.device}, "
           f"results in {results_path}")
-    for plan in plans:
-        rows[f"{options.dataset}_{plan.name}"] = run_class(ctx, plan)
-        write_results_csv(csv_path, rows)
-    print_summary(rows, {f"{options.dataset}_{c}" for c in classes}, csv_path)
+    with contextlib.ExitStack() as held:  # every class's model, for the whole run: a second run stops at once
+        for plan in plans:
+            held.enter_context(hold_model_folder(
+                method_cls.checkpoint_path(results_path, options.checkpoint_dataset, plan.name)))
+        for plan in plans:
+            row = run_class(ctx, plan)
+            with exclusive(csv_path):  # other runs may add rows to the same results.csv meanwhile
+                rows = read_results_csv(csv_path)
+                rows[f"{options.dataset}_{plan.name}"] = row
+                write_results_csv(csv_path, rows)
+    print_summary(read_results_csv(csv_path), {f"{options.dataset}_{c}" for c in classes}, csv_path)
     return 0
 
 
@@ -121,10 +131,13 @@ def train(ctx: RunContext, model, plan: ClassPlan, ckpt: Path, test_loader) -> d
 def remove_stale_temporaries(ckpt: Path) -> None:
     """A process killed during an atomic write leaves its hidden temporary (``.<name>.*.tmp``) behind; the target
     file itself is intact. Remove such leftovers before training resumes."""
-    folder = ckpt if ckpt.is_dir() else ckpt.parent
-    if folder.is_dir():
-        for leftover in folder.glob(".*.tmp"):
-            leftover.unlink(missing_ok=True)
+    if ckpt.is_dir():
+        leftovers = list(ckpt.glob(".*.tmp"))
+    else:  # an SLSG file: its folder also holds other classes' files, which other runs may be writing right now
+        names = (ckpt.name, f"{ckpt.stem}_last{ckpt.suffix}", f"{ckpt.stem}.toolkit.json")
+        leftovers = [p for n in names for p in ckpt.parent.glob(f".{glob.escape(n)}.*.tmp")]
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
 
 
 def evaluate_without_test_set(ctx: RunContext, model, plan: ClassPlan, pre, record: dict,
@@ -151,6 +164,11 @@ def evaluate_on_test_set(ctx: RunContext, model, plan: ClassPlan, test_set, test
     threshold = Threshold()
     if len(set(pred.labels.tolist())) == 2:
         threshold = Threshold(f1_max_threshold(pred.labels, pred.scores), "F1-max on the test set")
+    elif not pred.labels.any():  # only good test images (held out from training, as plan.held_out)
+        threshold = Threshold(held_out_threshold(pred.scores), f"quantile {HELD_OUT_QUANTILE} of "
+                              f"{len(pred.scores)} good test images (the test set has no anomalies)")
+        print(f"{options.dataset}_{plan.name}: the test set has only good images; decision threshold "
+              f"{threshold.value:.4g} from the {threshold.rule}")
     write_eval_outputs(options, model.preprocessing(train=False), f"{options.dataset}_{plan.name}", plan.name,
                        test_set, pred)
     if not options.checkpoint:
@@ -162,6 +180,8 @@ def last_epoch_columns(model, source: Path, test_loader, best_row: dict) -> dict
     """The honest numbers beside best-on-test: the metrics of the last epoch's weights."""
     try:
         last_epoch = model.load(source, which="last").get("epoch")
+    except UnsafeCheckpointError:
+        raise
     except (UserError, FileNotFoundError):
         return {}
     if last_epoch is None:

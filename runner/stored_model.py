@@ -6,15 +6,13 @@ from pathlib import Path
 
 import torch
 
+from common.checkpoint_io import safe_torch_load
 from common.errors import UserError
 from runner.deployment import read_deployment
 
 
 def _read(path: Path) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"--checkpoint: cannot read {path} ({exc.__class__.__name__}: {exc})") from exc
+    return safe_torch_load(path, "--checkpoint:")
 
 
 def detect_method(checkpoint: Path) -> str:

@@ -9,6 +9,7 @@ from typing import Callable, ClassVar, Sequence
 import numpy as np
 import torch
 
+from common.checkpoint_io import safe_torch_load
 from common.errors import UserError
 from slsg.config import SlsgConfig, add_arguments
 from slsg.encoder import init_encoder
@@ -150,7 +151,7 @@ class SLSGMethod:
         last = path if path.stem.endswith("_last") else last_path(path)
         if not last.is_file():
             return None  # a released / foreign state dict: no training record
-        record = torch.load(last, map_location="cpu", weights_only=False)
+        record = safe_torch_load(last, "SLSG training checkpoint")
         if not isinstance(record, dict) or "step" not in record:
             return None
         return int(record["step"]) if which == "last" else record.get("best", {}).get("step")

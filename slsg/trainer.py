@@ -17,7 +17,9 @@ import numpy as np
 import torch
 
 from common.atomic import atomic_torch_save
+from common.checkpoint_io import safe_torch_load
 from common.errors import UserError
+from common.finite import weights_finite
 from slsg.batches import make_batch
 from slsg.loss import slsg_loss
 from slsg.network import SLSGNet
@@ -83,8 +85,8 @@ def train(model: SLSGNet, images: Sequence[np.ndarray], simulator: SLSGSimulator
     optimizer = make_optimizer(model, config)
     start, best = 0, {"step": None, "image_auroc": None}
     if resume and last_path.is_file():
-        state = torch.load(last_path, map_location="cpu", weights_only=False)
-        if state.get("format") != FORMAT:
+        state = safe_torch_load(last_path, "SLSG training checkpoint")
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise UserError(f"{last_path} is not an SLSG toolkit training checkpoint; use --retrain to start over")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -96,8 +98,9 @@ def train(model: SLSGNet, images: Sequence[np.ndarray], simulator: SLSGSimulator
     for step in range(start, config.steps):
         x, target = make_batch(images, simulator, config.batch_size, config.seed, step)
         loss = train_step(model, optimizer, x.to(device), target.to(device), cosine_lr(step, config.steps, config.lr))
-        if not math.isfinite(loss):
-            raise UserError(f"slsg: the loss became {loss} at step {step} (try a lower --lr); the last good "
+        if not math.isfinite(loss) or not weights_finite(model):  # never evaluate or save diverged weights
+            became = loss if not math.isfinite(loss) else "nan or inf (the weights are no longer finite)"
+            raise UserError(f"slsg: the loss became {became} at step {step} (try a lower --lr); the last good "
                             f"checkpoint is kept at {last_path}")
         losses.append(loss)
         done = step + 1

@@ -130,7 +130,7 @@ def test_missing_and_corrupt_checkpoints(tmp_path, capsys):
     bad.write_bytes(b"garbage")
     assert main.main(["--test", "predict", "--checkpoint", str(bad), "--input", str(image)]) == 2
     err = capsys.readouterr().err
-    assert f"--checkpoint: cannot read {bad}" in err
+    assert f"--checkpoint: {bad}: cannot read it" in err
 
 
 def test_unwritable_output_and_results_folders(trained, tmp_path, capsys, monkeypatch):

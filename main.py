@@ -10,8 +10,13 @@ import argparse
 import errno
 import importlib
 import math
-import os
 import sys
+
+if __name__ == "__main__":  # before numpy / torch start their thread pools (common/threads.py)
+    from common.threads import configure_early
+
+    configure_early(sys.argv[1:])
+
 import time
 import warnings
 from dataclasses import dataclass
@@ -35,6 +40,8 @@ def _method_class(name: str):
 
 
 def build_parser(method: str | None) -> argparse.ArgumentParser:
+    from common.threads import usable_cpus
+
     parser = argparse.ArgumentParser(
         prog="main.py", conflict_handler="resolve",
         description="Industrial anomaly detection: train and evaluate GLASS (ECCV 2024) or SLSG (PR 2024).",
@@ -56,8 +63,10 @@ def build_parser(method: str | None) -> argparse.ArgumentParser:
                         help="CUDA device index (the first is used); -1 or no GPU available = CPU")
     common.add_argument("--seed", type=int, default=0)
     common.add_argument("--batch_size", type=int, default=8)
-    common.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1),
+    common.add_argument("--num_workers", type=int, default=min(4, usable_cpus()),
                         help="data-loading worker processes (0 = load in the main process)")
+    common.add_argument("--threads", type=int, default=0,
+                        help="intra-op CPU threads (0 = the CPUs this process may use: affinity and cgroup quota)")
     common.add_argument("--gt_rule", choices=("half", "glass", "nonzero"), default="half",
                         help="binarisation of resized ground truth: >=0.5 (toolkit), ==1.0 (GLASS MVTec), >0 (VisA)")
     common.add_argument("--mask_pairing", choices=("stem", "order"), default="stem",
@@ -100,9 +109,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def _loader(dataset, batch_size: int, num_workers: int, shuffle: bool = False):
     import torch
 
+    from common.threads import worker_init
+
     kwargs = dict(batch_size=batch_size, shuffle=shuffle, num_workers=num_workers)
     if num_workers > 0:
-        kwargs.update(prefetch_factor=2, persistent_workers=False)
+        kwargs.update(prefetch_factor=2, persistent_workers=False, worker_init_fn=worker_init)
     return torch.utils.data.DataLoader(dataset, **kwargs)
 
 
@@ -333,7 +344,9 @@ def _run(args, argv) -> int:
     from common.device import pick_device
     from common.errors import UserError
     from common.results import format_table, read_results_csv, write_results_csv, write_run_record
+    from common.threads import apply as apply_threads
 
+    apply_threads(args.threads)
     method_cls = _method_class(args.method)
     if args.test == "predict":
         from common.predict import run_predict

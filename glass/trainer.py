@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from common.errors import UserError
+from common.threads import worker_init
 from glass import checkpoint as ckpt
 from glass.gas import GasConfig
 from glass.network import GlassNet
@@ -62,9 +63,11 @@ class LasDataset(Dataset):
         return {"image": item["image"], "aug": out["aug"], "mask_s": out["mask_s"], "index": index}
 
 
-def _loader(dataset: Dataset, batch_size: int, num_workers: int, order: list[int] | None = None) -> DataLoader:
+def _loader(dataset: Dataset, batch_size: int, num_workers: int, order: list[int] | None = None,
+            pin_memory: bool = False) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, sampler=order, shuffle=False, num_workers=num_workers,
-                      drop_last=False)
+                      drop_last=False, pin_memory=pin_memory,
+                      worker_init_fn=worker_init if num_workers > 0 else None)
 
 
 class CentreCache:

@@ -71,6 +71,8 @@ def build_parser(method: str | None) -> argparse.ArgumentParser:
                         help="binarisation of resized ground truth: >=0.5 (toolkit), ==1.0 (GLASS MVTec), >0 (VisA)")
     common.add_argument("--mask_pairing", choices=("stem", "order"), default="stem",
                         help="pair test images with masks by file stem, or by sorted position (the reference)")
+    common.add_argument("--max_eval_ram_mb", type=float, default=1024,
+                        help="evaluation maps beyond this many MB of RAM go to a memory-mapped temporary file")
     common.add_argument("--save_maps", action="store_true",
                         help="write scores.csv, maps.npz and tiff/ per class under <results_path>/eval/")
     common.add_argument("--heatmaps", type=int, default=1, help="1: write heat-map PNGs of the test set")
@@ -121,6 +123,7 @@ def predict_dataset(model, loader, desc: str = "test"):
     """Run the model over a test loader; maps are streamed into one preallocated float32 array."""
     from tqdm import tqdm
 
+    from common.mapstore import RamBudget
     from common.results import Predictions
 
     n = len(loader.dataset)
@@ -135,8 +138,9 @@ def predict_dataset(model, loader, desc: str = "test"):
         b = len(batch_scores)
         if maps is None:
             h, w = batch_maps.shape[-2:]
-            maps = np.zeros((n, h, w), np.float32)
-            masks = np.zeros((n, h, w), np.uint8)
+            budget = RamBudget()  # past --max_eval_ram_mb the maps go to a memory-mapped temporary file
+            maps = budget.zeros((n, h, w), np.float32)
+            masks = budget.zeros((n, h, w), np.uint8)
         maps[start:start + b] = batch_maps
         gt = batch["mask"].numpy()[:, 0]
         if gt.shape[-2:] != maps.shape[-2:]:
@@ -344,9 +348,11 @@ def _run(args, argv) -> int:
     from common.device import pick_device
     from common.errors import UserError
     from common.results import format_table, read_results_csv, write_results_csv, write_run_record
+    from common.mapstore import set_default_max_ram_mb
     from common.threads import apply as apply_threads
 
     apply_threads(args.threads)
+    set_default_max_ram_mb(args.max_eval_ram_mb)
     method_cls = _method_class(args.method)
     if args.test == "predict":
         from common.predict import run_predict

@@ -71,6 +71,12 @@ def build_parser(method: str | None) -> argparse.ArgumentParser:
                         help="binarisation of resized ground truth: >=0.5 (toolkit), ==1.0 (GLASS MVTec), >0 (VisA)")
     common.add_argument("--mask_pairing", choices=("stem", "order"), default="stem",
                         help="pair test images with masks by file stem, or by sorted position (the reference)")
+    common.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                        help="backbone arithmetic: fp32 (the reference) or autocast bf16/fp16 (faster on GPUs)")
+    common.add_argument("--compile", type=int, choices=(0, 1), default=0,
+                        help="1: torch.compile the GLASS discriminator/ascent step (falls back with a warning)")
+    common.add_argument("--cudnn_benchmark", type=int, choices=(0, 1), default=0,
+                        help="1: cuDNN autotuning (faster; the default 0 keeps the reference's deterministic cuDNN)")
     common.add_argument("--max_eval_ram_mb", type=float, default=1024,
                         help="evaluation maps beyond this many MB of RAM go to a memory-mapped temporary file")
     common.add_argument("--save_maps", action="store_true",
@@ -258,10 +264,12 @@ def plan_class(args, method_cls, cls_name: str) -> ClassPlan:
 def run_class(args, method_cls, device, plan: ClassPlan) -> dict:
     import datasets
     from common.deployment import f1_max_threshold, held_out_threshold, write_deployment
+    from common.device import apply_cuda_settings
     from common.errors import UserError
     from common.seed import fix_seeds
 
     fix_seeds(args.seed)
+    apply_cuda_settings(device)  # after fix_seeds: --cudnn_benchmark
     cls_name = plan.name
     name = f"{args.dataset}_{cls_name}"
     model = method_cls.from_args(args, device, cls_name)
@@ -348,11 +356,17 @@ def _run(args, argv) -> int:
     from common.device import pick_device
     from common.errors import UserError
     from common.results import format_table, read_results_csv, write_results_csv, write_run_record
+    from common.compiled import set_compile
+    from common.device import set_cudnn_benchmark
     from common.mapstore import set_default_max_ram_mb
+    from common.precision import set_precision
     from common.threads import apply as apply_threads
 
     apply_threads(args.threads)
     set_default_max_ram_mb(args.max_eval_ram_mb)
+    set_precision(args.precision)
+    set_compile(args.compile)
+    set_cudnn_benchmark(args.cudnn_benchmark)
     method_cls = _method_class(args.method)
     if args.test == "predict":
         from common.predict import run_predict

@@ -17,6 +17,7 @@ else
   # shellcheck source=../shell/setup-env.sh
   source "$REPO/shell/setup-env.sh" "$REPO/requirements-dev.txt" || { echo "FAIL: environment setup"; exit 1; }
 fi
+set +e  # setup-env.sh sets -e: keep going past a failing stage so that the summary is printed
 export HF_HUB_OFFLINE=1 PYTHONDONTWRITEBYTECODE=1
 if [[ -z "${AD_SHARED_DIR:-}" ]]; then
   for candidate in "$REPO/shared" "$REPO/../shared"; do

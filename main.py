@@ -165,14 +165,23 @@ def compute_metrics(pred, full: bool = True, loco_truth: list | None = None) -> 
     reference: image and pixel AUROC). ``loco_truth``: per test image, the LOCO defect channels at the original
     resolution (``datasets.loco_ground_truth``); adds the logical / structural image AUROCs and AU-sPRO."""
     import metrics
+    from common.mapstore import is_spilled
 
+    if is_spilled(pred.maps):  # past --max_eval_ram_mb: the same metric row in bounded memory (metrics/bounded.py)
+        from metrics.bounded import evaluate_all_bounded
+
+        evaluate_all = evaluate_all_bounded
+    else:
+        evaluate_all = metrics.evaluate_all
     if not full:
         nan = float("nan")
         both = len(set(pred.labels.tolist())) == 2
         pixels = bool(pred.masks.any()) and not bool(pred.masks.all())
         return {"image_auroc": metrics.image_auroc(pred.labels, pred.scores) if both else nan,
-                "pixel_auroc": metrics.pixel_auroc(pred.masks, pred.maps) if pixels else nan}
-    row = metrics.evaluate_all(pred.labels, pred.scores, pred.masks, pred.maps)
+                "pixel_auroc": (evaluate_all(pred.labels, pred.scores, pred.masks, pred.maps)["pixel_auroc"]
+                                if is_spilled(pred.maps) else metrics.pixel_auroc(pred.masks, pred.maps))
+                if pixels else nan}
+    row = evaluate_all(pred.labels, pred.scores, pred.masks, pred.maps)
     kinds = list(pred.anomaly_types)
     if {"logical_anomalies", "structural_anomalies"} <= set(kinds):
         classification = metrics.loco_classification(kinds, pred.scores)

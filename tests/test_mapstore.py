@@ -77,3 +77,70 @@ def test_stream_au_pro_known_values():
     assert au_pro_bounded(masks, perfect) == pytest.approx(1.0)
     with pytest.warns(RuntimeWarning):
         assert np.isnan(au_pro_bounded(np.zeros_like(masks), perfect))
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_bounded_metric_row_equals_evaluate_all(ties, chunk):
+    from metrics.bounded import evaluate_all_bounded
+
+    masks, maps = _stack(25, 32, seed=11, ties=ties)
+    labels = masks.reshape(len(masks), -1).any(1).astype(np.int64)
+    scores = maps.reshape(len(maps), -1).max(1)
+    expected = metrics.evaluate_all(labels, scores, masks, maps)
+    got = evaluate_all_bounded(labels, scores, masks, maps, chunk=chunk)
+    assert got.keys() == expected.keys()
+    for key in expected:
+        assert got[key] == pytest.approx(expected[key], rel=1e-12, abs=1e-15), key
+
+
+def test_bounded_metric_row_on_memmaps_and_undefined_cases(tmp_path):
+    from metrics.bounded import evaluate_all_bounded
+
+    masks, maps = _stack(9, 24, seed=12)
+    labels = masks.reshape(9, -1).any(1).astype(np.int64)
+    scores = maps.reshape(9, -1).max(1)
+    budget = mapstore.RamBudget(max_ram_mb=0, folder=str(tmp_path))
+    mm_maps, mm_masks = budget.zeros(maps.shape, np.float32), budget.zeros(masks.shape, np.uint8)
+    mm_maps[:], mm_masks[:] = maps, masks
+    got = evaluate_all_bounded(labels, scores, mm_masks, mm_maps, chunk=2)
+    expected = metrics.evaluate_all(labels, scores, masks, maps)
+    for key in expected:
+        assert got[key] == pytest.approx(expected[key], rel=1e-12), key
+    with pytest.warns(RuntimeWarning):
+        row = evaluate_all_bounded(labels, scores, np.zeros_like(masks), maps)
+    assert np.isnan(row["pixel_auroc"]) and np.isnan(row["au_pro"]) and not np.isnan(row["image_auroc"])
+    bad = maps.copy()
+    bad[3, 1, 1] = np.nan
+    with pytest.warns(RuntimeWarning):
+        assert np.isnan(evaluate_all_bounded(labels, scores, masks, bad)["pixel_pro"])
+
+
+def test_cli_evaluation_is_the_same_with_spilled_maps(tmp_path, monkeypatch):
+    import csv
+
+    import main
+    import metrics.bounded
+    from tests.cli_helpers import tiny_demo, tiny_glass_flags
+
+    demo = tiny_demo(tmp_path / "data")
+    results = tmp_path / "res"
+    flags = tiny_glass_flags(demo, results) + ["--classes", "brick"]
+    assert main.main(flags) == 0
+
+    def row() -> dict:
+        with open(results / "results.csv", newline="") as handle:
+            return {r["Row Names"]: r for r in csv.DictReader(handle)}["mvtec_brick"]
+
+    in_ram = row()
+    calls = []
+    original = metrics.bounded.evaluate_all_bounded
+    monkeypatch.setattr(metrics.bounded, "evaluate_all_bounded", lambda *a, **k: calls.append(1) or original(*a, **k))
+    try:
+        assert main.main(flags + ["--test", "test", "--max_eval_ram_mb", "0"]) == 0
+    finally:
+        mapstore.set_default_max_ram_mb(mapstore.DEFAULT_MAX_RAM_MB)
+    spilled = row()
+    assert calls  # the spilled maps went through the bounded-memory metrics
+    for key in ("image_auroc", "pixel_auroc", "au_pro", "pixel_pro", "pixel_ap"):
+        assert float(spilled[key]) == pytest.approx(float(in_ram[key]), rel=1e-9), key

@@ -374,6 +374,9 @@ def _run(args, argv) -> int:
     apply_threads(args.threads)
     set_default_max_ram_mb(args.max_eval_ram_mb)
     set_precision(args.precision)
+    if args.precision != "fp32" and args.method != "glass":
+        warnings.warn(f"--precision {args.precision}: only GLASS uses it so far; {args.method} runs in fp32",
+                      stacklevel=1)
     set_compile(args.compile)
     set_cudnn_benchmark(args.cudnn_benchmark)
     method_cls = _method_class(args.method)

@@ -129,7 +129,8 @@ class CentreCache:
         """Cached (len(indices) * h*w, D) rows of those training images on the device, or None without a cache."""
         if self._embeddings is None:
             return None
-        return self._embeddings[indices].reshape(-1, self._embeddings.shape[-1]).to(self.device)
+        rows = self._embeddings[indices].reshape(-1, self._embeddings.shape[-1])
+        return to_device(pinned(rows, self.device), self.device)  # CUDA: asynchronous copy from pinned memory
 
     def _sum(self, indices: list[int]) -> torch.Tensor:
         if self._embeddings is not None:

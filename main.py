@@ -365,7 +365,7 @@ def _run(args, argv) -> int:
     from common.device import pick_device
     from common.errors import UserError
     from common.results import format_table, read_results_csv, write_results_csv, write_run_record
-    from common.compiled import set_compile
+    from common.compiled import set_compile  # issue 13 settings: threads, precision, compile, cuDNN, eval memory
     from common.device import set_cudnn_benchmark
     from common.mapstore import set_default_max_ram_mb
     from common.precision import set_precision

@@ -7,7 +7,12 @@ Everything happens in the application package ``runner/`` (see docs/ARCHITECTURE
 import sys
 import warnings
 
-from runner.cli import main
+if __name__ == "__main__":  # before numpy / torch start their thread pools (common/threads.py)
+    from common.threads import configure_early
+
+    configure_early(sys.argv[1:])
+
+from runner.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     warnings.filterwarnings("default", category=UserWarning)

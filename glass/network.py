@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from common import precision
 from glass.embed import PatchEmbedder
 from glass.model import Discriminator, Projection
 
@@ -35,9 +36,19 @@ class GlassNet(nn.Module):
         self.discriminator = Discriminator(target_dim, dsc_layers, dsc_hidden)
 
     def embed(self, images: Tensor) -> tuple[Tensor, tuple[int, int]]:
-        """(B, 3, H, W) -> (B*h*w, target_dim) and the patch grid (h, w); no gradients (frozen backbone)."""
+        """(B, 3, H, W) -> (B*h*w, target_dim) float32 and the patch grid (h, w); no gradients (frozen backbone).
+
+        On CUDA the convolutions run channels-last (same maths, faster kernels); ``--precision`` bf16/fp16 runs the
+        backbone under autocast (common/precision.py); the embedding is float32 either way."""
         with torch.no_grad():
-            features = self.backbone(images)
+            if images.is_cuda:
+                if not getattr(self, "_channels_last", False):
+                    self.backbone.to(memory_format=torch.channels_last)
+                    self._channels_last = True
+                images = images.contiguous(memory_format=torch.channels_last)
+            with precision.autocast(images.device):
+                features = self.backbone(images)
+            features = [f.float() for f in features] if isinstance(features, (list, tuple)) else features.float()
             return self.embedder(features), self.embedder.grid(features)
 
     def project(self, embedding: Tensor) -> Tensor:

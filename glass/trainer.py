@@ -16,8 +16,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from common.compiled import maybe_compile
+from common.device import avoid_host_sync, pinned, to_device
 from common.errors import UserError
 from common.finite import weights_finite
+from common.threads import worker_init
 from glass import checkpoint as ckpt
 from glass.gas import GasConfig
 from glass.network import GlassNet
@@ -63,9 +66,11 @@ class LasDataset(Dataset):
         return {"image": item["image"], "aug": out["aug"], "mask_s": out["mask_s"], "index": index}
 
 
-def _loader(dataset: Dataset, batch_size: int, num_workers: int, order: list[int] | None = None) -> DataLoader:
+def _loader(dataset: Dataset, batch_size: int, num_workers: int, order: list[int] | None = None,
+            pin_memory: bool = False) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, sampler=order, shuffle=False, num_workers=num_workers,
-                      drop_last=False)
+                      drop_last=False, pin_memory=pin_memory,
+                      worker_init_fn=worker_init if num_workers > 0 else None)
 
 
 class CentreCache:
@@ -125,7 +130,8 @@ class CentreCache:
         """Cached (len(indices) * h*w, D) rows of those training images on the device, or None without a cache."""
         if self._embeddings is None:
             return None
-        return self._embeddings[indices].reshape(-1, self._embeddings.shape[-1]).to(self.device)
+        rows = self._embeddings[indices].reshape(-1, self._embeddings.shape[-1])
+        return to_device(pinned(rows, self.device), self.device)  # CUDA: asynchronous copy from pinned memory
 
     def _sum(self, indices: list[int]) -> torch.Tensor:
         if self._embeddings is not None:
@@ -165,6 +171,7 @@ class Trainer:
         self.history: list[dict] = []
         self.best: dict | None = None  # {"epoch", "metrics"}
         self.start_epoch = 0
+        self._losses = maybe_compile(losses, "the GLASS discriminator / gradient-ascent step")
 
     # --- state -----------------------------------------------------------------------------------------------
     def heads(self) -> dict:
@@ -248,27 +255,33 @@ class Trainer:
         order = np.random.default_rng([cfg.seed, epoch, 1]).permutation(len(las)).tolist()
         noise_gen = torch.Generator().manual_seed(_seed(cfg.seed, epoch, 3))
         seen, sums, iters = 0, {"loss": 0.0, "r_t": 0.0, "r_g": 0.0, "r_f": 0.0}, 0
-        for it, batch in enumerate(_loader(las, cfg.batch_size, cfg.num_workers, order)):
-            images = batch["image"].to(self.device)
+        deferred = avoid_host_sync(c)  # CUDA: no host synchronisation per iteration; checked once per epoch
+        pin = self.device.type == "cuda"
+        step_values: list[torch.Tensor] = []  # per iteration (loss, r_t, r_g, r_f), on the device
+        for it, batch in enumerate(_loader(las, cfg.batch_size, cfg.num_workers, order, pin_memory=pin)):
+            images = to_device(batch["image"], self.device)
             b = images.shape[0]
             true_emb = cache.embeddings(batch["index"]) if cache is not None else None
             if true_emb is None:
-                emb, grid = net.embed(torch.cat([images, batch["aug"].to(self.device)]))
+                emb, grid = net.embed(torch.cat([images, to_device(batch["aug"], self.device)]))
             else:  # clean embeddings from the cache: the backbone runs on the LAS images only
-                emb, grid = net.embed(batch["aug"].to(self.device))
+                emb, grid = net.embed(to_device(batch["aug"], self.device))
             rows = b * grid[0] * grid[1]
             if tuple(batch["mask_s"].shape[-2:]) != tuple(grid):
                 raise UserError(f"LAS patch grid {tuple(batch['mask_s'].shape[-2:])} differs from the feature grid "
                                 f"{tuple(grid)}: set --downsampling to the stride of the first layer")
             true_emb, fake_emb = (emb[:rows], emb[rows:]) if true_emb is None else (true_emb, emb)
-            noise = (torch.randn(true_emb.shape, generator=noise_gen) * cfg.noise).to(self.device)
-            self._stop_if_diverged(f"at epoch {epoch}, iteration {it}")  # non-finite weights give non-finite scores, which the loss rejects
+            noise = to_device(pinned(torch.randn(true_emb.shape, generator=noise_gen) * cfg.noise, self.device),
+                              self.device)
+            if not deferred:  # non-finite weights give non-finite scores, which the loss would reject with a traceback
+                self._stop_if_diverged(f"at epoch {epoch}, iteration {it}")
             self.dsc_opt.zero_grad()
             if self.proj_opt is not None:
                 self.proj_opt.zero_grad()
-            out = losses(net.projection, net.discriminator, true_emb, fake_emb, batch["mask_s"].to(self.device),
-                         c.repeat(b, 1), noise, cfg.gas, cfg.p, cfg.dsc_margin, cfg.fast)
-            if not torch.isfinite(out.loss):
+            out = self._losses(net.projection, net.discriminator, true_emb, fake_emb,
+                               to_device(batch["mask_s"], self.device), c.repeat(b, 1), noise, cfg.gas, cfg.p,
+                               cfg.dsc_margin, cfg.fast)
+            if not deferred and not torch.isfinite(out.loss):
                 raise UserError(f"{cfg.name}: the loss became {float(out.loss.detach())} at epoch {epoch}, iteration {it}; "
                                 f"training stopped, the last good checkpoint is kept (try a lower --lr)")
             out.loss.backward()
@@ -276,11 +289,25 @@ class Trainer:
                 self.proj_opt.step()
             self.dsc_opt.step()
             iters += 1
-            for key in sums:
-                sums[key] += float(getattr(out, key).detach()) if key != "loss" else float(out.loss.detach())
+            if deferred:
+                step_values.append(torch.stack([out.loss.detach(), out.r_t.detach(), out.r_g.detach(),
+                                                out.r_f.detach()]).to(torch.float64))
+            else:
+                for key in sums:
+                    sums[key] += float(getattr(out, key).detach()) if key != "loss" else float(out.loss.detach())
             seen += b
             if seen > cfg.limit:
                 break
+        if step_values:  # one synchronisation for the whole epoch
+            values = torch.stack(step_values).cpu()
+            bad = (~torch.isfinite(values[:, 0])).nonzero()
+            if len(bad):
+                first = int(bad[0, 0])
+                raise UserError(f"{cfg.name}: the loss became {float(values[first, 0])} at epoch {epoch}, iteration "
+                                f"{first}; training stopped, the last good checkpoint is kept (try a lower --lr)")
+            for index, key in enumerate(("loss", "r_t", "r_g", "r_f")):
+                for value in values[:, index].tolist():  # summed in order, as the per-iteration path
+                    sums[key] += value
         return {k: v / max(iters, 1) for k, v in sums.items()} | {"iterations": iters}
 
 

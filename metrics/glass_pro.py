@@ -40,6 +40,11 @@ def glass_pro(masks, maps, num_th: int = 200, numpy_semantics: int = 1, device=N
     thresholds with FPR < 0.3, a constant map) GLASS reports 0: here NaN with a warning.
     """
     table = glass_pro_table(masks, maps, num_th, numpy_semantics, device, negatives, _fpr_limit=0.3)
+    return glass_pro_from_table(table)
+
+
+def glass_pro_from_table(table: GlassProTable | None) -> float:
+    """The reference's filtering and integration of its table (NaN for an undefined table)."""
     if table is None:
         return float("nan")
     keep = table.fpr < 0.3

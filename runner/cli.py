@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import errno
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import UserError
+from common.threads import usable_cpus
 from runner.options import TEST_MODES, RunOptions
 from runner.registry import METHODS, method_class
 
@@ -47,8 +47,18 @@ def build_parser(method: str | None = "glass") -> argparse.ArgumentParser:
     common.add_argument("--gpu", type=int, action="append", default=None,
                         help="CUDA device index (the first is used); -1 or no GPU available = CPU")
     common.add_argument("--seed", type=int, default=0)
-    common.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1),
+    common.add_argument("--num_workers", type=int, default=min(4, usable_cpus()),
                         help="data-loading worker processes (0 = load in the main process)")
+    common.add_argument("--threads", type=int, default=0,
+                        help="intra-op CPU threads (0 = the CPUs this process may use: affinity and cgroup quota)")
+    common.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                        help="backbone arithmetic: fp32 (the reference) or autocast bf16/fp16 (faster on GPUs)")
+    common.add_argument("--compile", type=int, choices=(0, 1), default=0,
+                        help="1: torch.compile the GLASS discriminator/ascent step (falls back with a warning)")
+    common.add_argument("--cudnn_benchmark", type=int, choices=(0, 1), default=0,
+                        help="1: cuDNN autotuning (faster; the default 0 keeps the reference's deterministic cuDNN)")
+    common.add_argument("--max_eval_ram_mb", type=float, default=1024,
+                        help="evaluation maps beyond this many MB of RAM go to a memory-mapped temporary file")
     common.add_argument("--gt_rule", choices=("half", "glass", "nonzero"), default="half",
                         help="binarisation of resized ground truth: >=0.5 (toolkit), ==1.0 (GLASS MVTec), >0 (VisA)")
     common.add_argument("--mask_pairing", choices=("stem", "order"), default="stem",
@@ -130,10 +140,31 @@ def parse(argv: list[str]) -> Invocation:
     return Invocation(options, config, given, values)
 
 
+def apply_process_settings(options: RunOptions) -> None:
+    """Process-wide settings: CPU threads, evaluation memory, backbone precision, compilation, cuDNN."""
+    import warnings
+
+    from common.compiled import set_compile
+    from common.device import set_cudnn_benchmark
+    from common.mapstore import set_default_max_ram_mb
+    from common.precision import set_precision
+    from common.threads import apply as apply_threads
+
+    apply_threads(options.threads)
+    set_default_max_ram_mb(options.max_eval_ram_mb)
+    set_precision(options.precision)
+    if options.precision != "fp32" and options.method != "glass":
+        warnings.warn(f"--precision {options.precision}: only GLASS uses it so far; {options.method} runs in fp32",
+                      stacklevel=1)
+    set_compile(options.compile)
+    set_cudnn_benchmark(options.cudnn_benchmark)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         invocation = parse(argv)
+        apply_process_settings(invocation.options)
         if invocation.options.test == "predict":
             from runner.predict import run_predict
 

@@ -4,21 +4,28 @@ from __future__ import annotations
 import numpy as np
 
 import metrics
+from common.mapstore import is_spilled
+from metrics import bounded
 from runner.results import Predictions
 
 
 def loader(dataset, batch_size: int, num_workers: int, shuffle: bool = False):
     import torch
 
+    from common.threads import worker_init
+
     kwargs = dict(batch_size=batch_size, shuffle=shuffle, num_workers=num_workers)
     if num_workers > 0:
-        kwargs.update(prefetch_factor=2, persistent_workers=False)
+        kwargs.update(prefetch_factor=2, persistent_workers=False, worker_init_fn=worker_init)
     return torch.utils.data.DataLoader(dataset, **kwargs)
 
 
 def predict_dataset(model, test_loader, desc: str = "test") -> Predictions:
-    """Run the model over a test loader; maps are streamed into one preallocated float32 array."""
+    """Run the model over a test loader; maps are streamed into one preallocated float32 array (a memory-mapped
+    temporary file past --max_eval_ram_mb)."""
     from tqdm import tqdm
+
+    from common.mapstore import RamBudget
 
     n = len(test_loader.dataset)
     maps = masks = None
@@ -32,8 +39,9 @@ def predict_dataset(model, test_loader, desc: str = "test") -> Predictions:
         b = len(batch_scores)
         if maps is None:
             h, w = batch_maps.shape[-2:]
-            maps = np.zeros((n, h, w), np.float32)
-            masks = np.zeros((n, h, w), np.uint8)
+            budget = RamBudget()
+            maps = budget.zeros((n, h, w), np.float32)
+            masks = budget.zeros((n, h, w), np.uint8)
         maps[start:start + b] = batch_maps
         gt = batch["mask"].numpy()[:, 0]
         if gt.shape[-2:] != maps.shape[-2:]:
@@ -52,8 +60,11 @@ def selection_metrics(pred: Predictions) -> dict:
     nan = float("nan")
     both = len(set(pred.labels.tolist())) == 2
     pixels = bool(pred.masks.any()) and not bool(pred.masks.all())
-    return {"image_auroc": metrics.image_auroc(pred.labels, pred.scores) if both else nan,
-            "pixel_auroc": metrics.pixel_auroc(pred.masks, pred.maps) if pixels else nan}
+    if pixels and is_spilled(pred.maps):
+        pixel = bounded.evaluate_all_bounded(pred.labels, pred.scores, pred.masks, pred.maps)["pixel_auroc"]
+    else:
+        pixel = metrics.pixel_auroc(pred.masks, pred.maps) if pixels else nan
+    return {"image_auroc": metrics.image_auroc(pred.labels, pred.scores) if both else nan, "pixel_auroc": pixel}
 
 
 def compute_metrics(pred: Predictions, full: bool = True, loco_truth: list | None = None) -> dict:
@@ -62,7 +73,8 @@ def compute_metrics(pred: Predictions, full: bool = True, loco_truth: list | Non
     logical / structural image AUROCs and AU-sPRO."""
     if not full:
         return selection_metrics(pred)
-    row = metrics.evaluate_all(pred.labels, pred.scores, pred.masks, pred.maps)
+    evaluate_all = bounded.evaluate_all_bounded if is_spilled(pred.maps) else metrics.evaluate_all  # bounded memory
+    row = evaluate_all(pred.labels, pred.scores, pred.masks, pred.maps)
     kinds = list(pred.anomaly_types)
     if {"logical_anomalies", "structural_anomalies"} <= set(kinds):
         row.update(loco_columns(pred, kinds, loco_truth))

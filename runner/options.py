@@ -32,6 +32,11 @@ class RunOptions:
     threshold: float | None = None
     holdout: float = 0.1
     retrain: bool = False
+    threads: int = 0
+    precision: str = "fp32"
+    compile: int = 0
+    cudnn_benchmark: int = 0
+    max_eval_ram_mb: float = 1024.0
     method_given: bool = False  # --method was on the command line (predict then checks it against the checkpoint)
 
     def __post_init__(self) -> None:
@@ -41,6 +46,10 @@ class RunOptions:
             raise UserError(f"--holdout must be a share in (0, 1), got {self.holdout}")
         if self.batch_size < 1:
             raise UserError(f"--batch_size must be >= 1, got {self.batch_size}")
+        if self.threads < 0:
+            raise UserError(f"--threads must be >= 0 (0 = automatic), got {self.threads}")
+        if not math.isfinite(self.max_eval_ram_mb) or self.max_eval_ram_mb < 0:
+            raise UserError(f"--max_eval_ram_mb must be a finite number >= 0, got {self.max_eval_ram_mb}")
         if self.num_workers < 0:
             raise UserError(f"--num_workers must be >= 0, got {self.num_workers}")
 

@@ -12,7 +12,7 @@ import torch
 import datasets
 from common.atomic import check_writable
 from common.checkpoint_io import UnsafeCheckpointError
-from common.device import pick_device
+from common.device import apply_cuda_settings, pick_device
 from common.errors import UserError
 from common.locking import exclusive, hold_model_folder
 from common.seed import fix_seeds
@@ -111,6 +111,7 @@ def build_model(ctx: RunContext, cls_name: str, checkpoint: Path):
     """The method's model for one class; an existing model (resumed, re-evaluated or tested) keeps its stored
     settings, and a flag that contradicts them is refused."""
     fix_seeds(ctx.options.seed)
+    apply_cuda_settings(ctx.device)  # after fix_seeds: --cudnn_benchmark
     config = ctx.config
     if not (ctx.options.test == "ckpt" and ctx.options.retrain) and checkpoint.exists():
         advice = "; --retrain starts over" if ctx.options.test == "ckpt" else ""

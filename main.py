@@ -65,6 +65,8 @@ def build_parser(method: str | None) -> argparse.ArgumentParser:
     common.add_argument("--save_maps", action="store_true",
                         help="write scores.csv, maps.npz and tiff/ per class under <results_path>/eval/")
     common.add_argument("--heatmaps", type=int, default=1, help="1: write heat-map PNGs of the test set")
+    common.add_argument("--tensorboard", type=int, choices=(0, 1), default=1,
+                        help="1: TensorBoard event files in the checkpoint folder's tb/ (as the reference)")
     common.add_argument("--checkpoint", help="a checkpoint file (or folder) to evaluate / predict with")
     common.add_argument("--input", help="--test predict: an image, a folder (searched recursively) or a glob")
     common.add_argument("--output", default="results/predictions", help="--test predict: where results go")
@@ -285,6 +287,9 @@ def run_class(args, method_cls, device, plan: ClassPlan) -> dict:
         if len(set(pred.labels.tolist())) == 2:
             threshold, rule = f1_max_threshold(pred.labels, pred.scores), "F1-max on the test set"
         out_dir = _write_eval_outputs(args, model, name, cls_name, test_set, pred)
+        from report import dataset_images, write_class_data
+        write_class_data(Path(args.results_path), name, pred, threshold, dataset_images(test_set, pre),
+                         record.get("epochs"))
         last_row, last_epoch = None, None
         if not args.checkpoint:
             try:
@@ -299,6 +304,8 @@ def run_class(args, method_cls, device, plan: ClassPlan) -> dict:
                        last_pixel_auroc=last_row["pixel_auroc"], last_au_pro=last_row.get("au_pro"))
         if args.heatmaps or args.save_maps:
             print(f"{name}: {'heat maps' if args.heatmaps else 'maps'} in {out_dir}")
+    from common.tensorboard_log import log_final
+    log_final(ckpt_dir, row, bool(getattr(args, "tensorboard", 1)) and not args.checkpoint)
     if args.test == "ckpt":
         stored = {**vars(args), "class_name": cls_name}
         write_deployment(ckpt_dir, args.method, stored, pre.to_dict(), threshold, rule)
@@ -375,6 +382,8 @@ def _run(args, argv) -> int:
     print()
     print(format_table(ran, shown))
     print(f"\nresults: {csv_path}")
+    from report import write_report
+    print(f"report: {write_report(results_path)}")
     return 0
 
 

@@ -247,7 +247,7 @@ def run_predict(args: argparse.Namespace, method_cls) -> int:
                     device=pick_device(args.gpu), args=args, threshold=args.threshold)
     size = int(detector.preprocessing.imagesize)
     pre = detector.preprocessing
-    rows = []
+    rows, gallery = [], []
     for batch in tqdm(list(_batches(images, detector.batch_size)), desc="predict", disable=None):
         pils = []
         kept = []
@@ -269,6 +269,7 @@ def run_predict(args: argparse.Namespace, method_cls) -> int:
             panel = heatmap_panel(rgb, None, np.asarray(anomaly_map))
             overlay = panel[:, 2 * rgb.shape[1]:]
             atomic_write_image(output / "overlays" / rel.with_suffix(".png"), np.concatenate([rgb, overlay], 1))
+            gallery.append((str(Path("overlays") / rel.with_suffix(".png")), str(path), float(score), decision))
             if args.save_maps:
                 atomic_write_tiff(output / "maps" / rel.with_suffix(".tiff"), np.asarray(anomaly_map, np.float32))
             rows.append({"image": str(path), "score": float(score), "threshold": detector.threshold,
@@ -281,6 +282,8 @@ def run_predict(args: argparse.Namespace, method_cls) -> int:
     atomic_write_bytes(output / "predictions.json", (json.dumps(
         {"checkpoint": str(args.checkpoint), "method": detector.method, "threshold": detector.threshold,
          "images": rows}, indent=2) + "\n").encode())
+    from report import write_predict_report
+    write_predict_report(output, gallery, detector.threshold)
     flagged = sum(1 for r in rows if r["anomalous"])
     print(f"{len(rows)} image(s) scored with {detector.method.upper()}; "
           + (f"{flagged} above the threshold {detector.threshold:.4g}; " if detector.threshold is not None else

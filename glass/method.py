@@ -157,7 +157,8 @@ class GlassMethod:
             meta_epochs=a.meta_epochs, eval_epochs=a.eval_epochs, limit=a.limit, lr=a.lr, noise=a.noise, p=a.p,
             gas=GasConfig(step=a.step, radius=a.radius, mining=a.mining, svd=self.svd if self.svd is not None else 0),
             seed=a.seed, batch_size=a.batch_size, num_workers=a.num_workers, center_mean=a.center_mean,
-            fast=a.gas_impl == "fast", dsc_margin=a.dsc_margin, name=f"{self.dataset}_{self.cls_name}")
+            fast=a.gas_impl == "fast", dsc_margin=a.dsc_margin, name=f"{self.dataset}_{self.cls_name}",
+            tensorboard=bool(getattr(a, "tensorboard", 1)))
 
     def fit(self, train: Sequence, ckpt_dir: Path, evaluate=None) -> dict:
         from datasets.synthesis import GlassSynthesizer

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from common.errors import UserError
+from common.tensorboard_log import TrainingLog
 from glass import checkpoint as ckpt
 from glass.gas import GasConfig
 from glass.network import GlassNet
@@ -39,6 +40,7 @@ class TrainConfig:
     fast: bool = True
     dsc_margin: float = 0.5
     name: str = "glass"
+    tensorboard: bool = True  # event files in <checkpoint folder>/tb (--tensorboard 0: none)
 
 
 def _seed(*parts: int) -> int:
@@ -164,6 +166,7 @@ class Trainer:
         self.history: list[dict] = []
         self.best: dict | None = None  # {"epoch", "metrics"}
         self.start_epoch = 0
+        self.tb: TrainingLog | None = None
 
     # --- state -----------------------------------------------------------------------------------------------
     def heads(self) -> dict:
@@ -205,6 +208,7 @@ class Trainer:
         cfg = self.cfg
         folder.mkdir(parents=True, exist_ok=True)
         n = len(las)
+        self.tb = TrainingLog(folder / "tb", cfg.tensorboard, sum(int(h.get("iterations", 0)) for h in self.history))
         for epoch in range(self.start_epoch, cfg.meta_epochs):
             started = time.time()
             centre_order = np.random.default_rng([cfg.seed, epoch, 2]).permutation(n).tolist()
@@ -213,11 +217,13 @@ class Trainer:
             record = {"epoch": epoch, **stats}
             if evaluate is not None and cfg.eval_epochs > 0 and (epoch + 1) % cfg.eval_epochs == 0:
                 metrics = evaluate()
+                self.tb.evaluation(epoch, metrics)
                 record.update({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
                 if self.best is None or _selection_key(metrics) > _selection_key(self.best["metrics"]):
                     self.best = {"epoch": epoch, "metrics": {k: float(v) for k, v in metrics.items()
                                                              if isinstance(v, (int, float))}}
                     ckpt.save_best(folder, {**self.heads(), "epoch": epoch, "metrics": self.best["metrics"]}, epoch)
+            self.tb.flush()
             record["seconds"] = round(time.time() - started, 3)
             self.history.append(record)
             ckpt.save_latest(folder, self.full_state(epoch))
@@ -227,6 +233,7 @@ class Trainer:
             self.best = {"epoch": last, "metrics": {}}
             ckpt.save_best(folder, {**self.heads(), "epoch": last}, last)
             ckpt.save_latest(folder, self.full_state(last))
+        self.tb.close()
         return {"best_epoch": None if self.best is None else self.best["epoch"], "last_epoch": last,
                 "epochs": self.history, "best": self.best}
 
@@ -267,6 +274,9 @@ class Trainer:
                 self.proj_opt.step()
             self.dsc_opt.step()
             iters += 1
+            if self.tb is not None:
+                self.tb.iteration({"loss": out.loss.detach(), "p_true": out.p_true, "p_fake": out.p_fake,
+                                   "r_t": out.r_t.detach(), "r_g": out.r_g.detach(), "r_f": out.r_f.detach()})
             for key in sums:
                 sums[key] += float(getattr(out, key).detach()) if key != "loss" else float(out.loss.detach())
             seen += b

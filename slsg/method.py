@@ -149,7 +149,8 @@ class SLSGMethod:
         simulator = SLSGSimulator(self.cls_name, self._textures(), images,
                                   beta_fix=bool(getattr(self.args, "slsg_beta_fix", 0)))
         config = TrainConfig(steps=self.args.steps, lr=self.args.lr, batch_size=self.args.batch_size,
-                             seed=self.args.seed, eval_every=self.args.eval_every, save_every=self.args.save_every)
+                             seed=self.args.seed, eval_every=self.args.eval_every, save_every=self.args.save_every,
+                             tensorboard=bool(getattr(self.args, "tensorboard", 1)))
         record = run_training(self.model, images, simulator, config, self.device, best, last,
                               evaluate=(lambda: evaluate(self)) if evaluate is not None else None, resume=resume,
                               extra={"encoder": self.encoder_source, "imagesize": self.imagesize,

@@ -78,6 +78,10 @@ def training_figure(history: list[dict]) -> bytes | None:
         values = series(key)
         if np.isfinite(values).any():
             left.plot(epochs, values, marker=".", label=key)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set(xlabel="epoch", title="training")
     left.legend(fontsize=8)
     drawn = False

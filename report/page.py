@@ -88,7 +88,7 @@ def _metric_table(rows: dict[str, dict], sizes: dict[str, str], table_id: str) -
         cells = []
         for key, _ in shown:
             values = [float(r[key]) for r in rows.values() if r.get(key) is not None and not math.isnan(r[key])]
-            cells.append(_cell(key, float(np.mean(values)) if values else None))
+            cells.append("<td></td>" if key.endswith("epoch") else _cell(key, float(np.mean(values)) if values else None))
         lines.append('<tr class="mean" data-row="Mean"><td>Mean</td><td></td>' + "".join(cells) + "</tr>")
     lines.append("</table>")
     return "\n".join(lines)
@@ -102,7 +102,7 @@ def _seed_tables(results_path: Path, sizes: dict[str, str]) -> list[str]:
 
     out = ["<h2>Seeds</h2>"]
     for folder in seed_dirs:
-        out += [f"<h3>{html.escape(folder.name)}</h3>",
+        out += [f'<h3>{html.escape(folder.name)} (<a href="{html.escape(folder.name)}/report.html">its report</a>)</h3>',
                 _metric_table(read_results_csv(folder / "results.csv"), sizes, f"table-{folder.name}")]
     summary = summarize(seed_dirs)
     out.append(f"<h3>mean ± std over {len(seed_dirs)} seed runs</h3><table id=\"table-seeds\"><tr><th>class</th>"

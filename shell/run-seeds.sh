@@ -15,3 +15,4 @@ for seed in $SEEDS; do
   runs+=("$RESULTS/seed_$seed")
 done
 "$PY" -m common.seeds "${runs[@]}" --out "$RESULTS/seeds_summary.csv"
+"$PY" -m report "$RESULTS"  # report.html: one table per seed and the mean ± std, linking each seed's own report

@@ -60,8 +60,9 @@ def main_(argv=None) -> int:
             off += run(flags, tmp / f"off{repeat}", 0)
             on += run(flags, tmp / f"on{repeat}", 1)
         ratio = float(np.median(on) / np.median(off))
-        print(f"threads {args.threads}, {args.size} px, {'small' if args.small_heads else 'default'} heads, batch 4, 24 training images (6 iterations/epoch), "
-              f"{len(on)} epochs each")
+        heads = "small" if args.small_heads else "default"
+        print(f"threads {args.threads}, {args.size} px, {heads} heads, batch 4, 24 training images "
+              f"(6 iterations/epoch), {len(on)} epochs each")
         print(f"median epoch seconds: tensorboard on {np.median(on):.3f}, off {np.median(off):.3f}; "
               f"ratio on/off {ratio:.3f}")
     return 0

@@ -208,7 +208,8 @@ class Trainer:
         cfg = self.cfg
         folder.mkdir(parents=True, exist_ok=True)
         n = len(las)
-        self.tb = TrainingLog(folder / "tb", cfg.tensorboard, sum(int(h.get("iterations", 0)) for h in self.history))
+        done_iterations = sum(int(h.get("iterations", 0)) for h in self.history)
+        self.tb = TrainingLog(folder / "tb", cfg.tensorboard, done_iterations)
         for epoch in range(self.start_epoch, cfg.meta_epochs):
             started = time.time()
             centre_order = np.random.default_rng([cfg.seed, epoch, 2]).permutation(n).tolist()

@@ -82,7 +82,7 @@ def training_figure(history: list[dict]) -> bytes | None:
 
     for ax in (left, right):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    left.set(xlabel="epoch", title="training")
+    left.set(xlabel="epoch (SLSG: step)", title="training")
     left.legend(fontsize=8)
     drawn = False
     for key, label in (("image_auroc", "i-AUROC"), ("pixel_auroc", "p-AUROC")):
@@ -90,7 +90,7 @@ def training_figure(history: list[dict]) -> bytes | None:
         if np.isfinite(values).any():
             right.plot(epochs, 100 * values, marker=".", label=label)
             drawn = True
-    right.set(xlabel="epoch", ylabel="%", title="evaluation during training")
+    right.set(xlabel="epoch (SLSG: step)", ylabel="%", title="evaluation during training")
     if drawn:
         right.legend(fontsize=8)
     return _png(fig)

@@ -33,10 +33,11 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 a
 color:#222;background:#fff;font-size:15px}
 h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.25em;border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:1.6em}
 h3{font-size:1.05em;margin:1em 0 .4em}
-table{border-collapse:collapse;margin:.5em 0;font-size:.92em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+table{border-collapse:collapse;margin:.5em 0;font-size:.92em}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}tr.mean td{font-weight:600;background:#fafafa}
 .meta{color:#666;font-size:.9em}.figs{display:flex;flex-wrap:wrap;gap:8px}.figs img{max-width:100%;height:auto}
-.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:10px}
+.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:10px}
 figure{margin:0;border:1px solid #ddd;padding:4px;border-radius:4px}figure img{width:100%;height:auto;
 image-rendering:pixelated}figcaption{font-size:.82em;word-break:break-all}
 .FP,.FN{border-color:#d33;background:#fff4f4}.tag{font-weight:700;padding:0 4px;border-radius:3px}
@@ -88,7 +89,8 @@ def _metric_table(rows: dict[str, dict], sizes: dict[str, str], table_id: str) -
         cells = []
         for key, _ in shown:
             values = [float(r[key]) for r in rows.values() if r.get(key) is not None and not math.isnan(r[key])]
-            cells.append("<td></td>" if key.endswith("epoch") else _cell(key, float(np.mean(values)) if values else None))
+            mean = float(np.mean(values)) if values else None
+            cells.append("<td></td>" if key.endswith("epoch") else _cell(key, mean))
         lines.append('<tr class="mean" data-row="Mean"><td>Mean</td><td></td>' + "".join(cells) + "</tr>")
     lines.append("</table>")
     return "\n".join(lines)
@@ -102,7 +104,8 @@ def _seed_tables(results_path: Path, sizes: dict[str, str]) -> list[str]:
 
     out = ["<h2>Seeds</h2>"]
     for folder in seed_dirs:
-        out += [f'<h3>{html.escape(folder.name)} (<a href="{html.escape(folder.name)}/report.html">its report</a>)</h3>',
+        link = f'<a href="{html.escape(folder.name)}/report.html">its report</a>'
+        out += [f"<h3>{html.escape(folder.name)} ({link})</h3>",
                 _metric_table(read_results_csv(folder / "results.csv"), sizes, f"table-{folder.name}")]
     summary = summarize(seed_dirs)
     out.append(f"<h3>mean ± std over {len(seed_dirs)} seed runs</h3><table id=\"table-seeds\"><tr><th>class</th>"

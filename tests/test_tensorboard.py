@@ -81,7 +81,8 @@ def test_slsg_logs_loss_and_evaluations_the_same_way(demo, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         code = main.main(["--method", "slsg", "--dataset", "mvtec", "--datapath", str(demo.datapath),
-                          "--augpath", str(demo.augpath), "--classes", "brick", "--imagesize", "96", "--steps", "4", "--batch_size", "1",
+                          "--augpath", str(demo.augpath), "--classes", "brick", "--imagesize", "96", "--steps", "4",
+                          "--batch_size", "1",
                           "--eval_every", "2", "--pretrain", "none", "--num_workers", "0", "--heatmaps", "0",
                           "--gpu", "-1", "--results_path", str(tmp_path)])
     assert code == 0

@@ -58,10 +58,12 @@ def _cell(key: str, value) -> str:
     return f'<td data-key="{key}" data-value="{raw}">{_fmt(key, value)}</td>'
 
 
-def _png(path: Path, array_or_bytes) -> None:
+def _image(path: Path, array_or_bytes) -> None:
+    """PNG bytes as they are; an RGB array as PNG or (gallery photographs, a tenth of the size) JPEG by suffix."""
     data = array_or_bytes
     if isinstance(data, np.ndarray):
-        ok, encoded = cv2.imencode(".png", np.ascontiguousarray(data[..., ::-1]))
+        params = [cv2.IMWRITE_JPEG_QUALITY, 90] if path.suffix == ".jpg" else []
+        ok, encoded = cv2.imencode(path.suffix, np.ascontiguousarray(data[..., ::-1]), params)
         if not ok:
             raise RuntimeError(f"cannot encode {path}")
         data = encoded.tobytes()
@@ -124,7 +126,7 @@ def _class_section(results_path: Path, name: str, data: dict, row: dict) -> list
     written: set[str] = set()
 
     def put(file: str, content) -> str:
-        _png(folder / file, content)
+        _image(folder / file, content)
         written.add(file)
         return f"{FILES}/{name}/{file}"
 
@@ -156,15 +158,15 @@ def _class_section(results_path: Path, name: str, data: dict, row: dict) -> list
     out.append('<div class="gallery">')
     value_range = tuple(float(v) for v in data["map_range"])
     for rank, i in enumerate(shown):
-        src = put(f"g{rank:04d}.png", tile(data["thumbs"][i], data["masks"][i], data["maps"][i], value_range,
+        src = put(f"g{rank:04d}.jpg", tile(data["thumbs"][i], data["masks"][i], data["maps"][i], value_range,
                                             threshold))
         out.append(f'<figure class="{kinds[i]}"><img src="{src}" alt="{html.escape(data["paths"][i])}" '
                    f'loading="lazy"><figcaption><span class="tag {kinds[i]}">{kinds[i]}</span> score '
                    f"{float(scores[i]):.4g} · {html.escape(data['kinds'][i])} · {html.escape(data['paths'][i])}"
                    "</figcaption></figure>")
     out.append("</div>")
-    for stale in folder.glob("*.png"):
-        if stale.name not in written:
+    for stale in folder.iterdir():
+        if stale.suffix in (".png", ".jpg") and stale.name not in written:
             stale.unlink(missing_ok=True)
     return out
 

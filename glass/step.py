@@ -17,8 +17,8 @@ class StepOutput:
     r_t: Tensor
     r_g: Tensor
     r_f: Tensor
-    p_true: float  # share of true rows scored below the margin (logging)
-    p_fake: float  # share of LAS-anomalous rows scored at or above the margin (logging)
+    p_true: Tensor  # share of true rows scored below the margin (logging; 0-d, NaN without such rows)
+    p_fake: Tensor  # share of LAS-anomalous rows scored at or above the margin (logging; 0-d, NaN without such rows)
 
 
 def losses(proj: Projection | None, disc: Discriminator, true_emb: Tensor, fake_emb: Tensor, mask_s: Tensor,
@@ -45,8 +45,10 @@ def losses(proj: Projection | None, disc: Discriminator, true_emb: Tensor, fake_
     mined_scores, mined_mask = hard_mine(fake_scores, mask, p)
     loss = gas.true_loss + gas.gaus_loss + focal_loss(mined_scores, mined_mask)
     with torch.no_grad():
-        p_true = float((fake_scores[~anomalous] < margin).float().mean()) if bool((~anomalous).any()) else float("nan")
-        p_fake = float((fake_scores[anomalous] >= margin).float().mean()) if bool(anomalous.any()) else float("nan")
+        # masked sums instead of boolean indexing: no host synchronisation; 0 / 0 gives NaN for an empty group
+        scores = fake_scores.detach().reshape(-1)
+        p_true = ((scores < margin) & ~anomalous).sum() / (~anomalous).sum()
+        p_fake = ((scores >= margin) & anomalous).sum() / anomalous.sum()
     return StepOutput(loss, r_t, gas.r_g, r_f, p_true, p_fake)
 
 

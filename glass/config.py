@@ -55,6 +55,7 @@ class GlassConfig:
     batch_size: int = 8
     seed: int = 0
     num_workers: int = 0
+    tensorboard: int = 1  # event files in <checkpoint folder>/tb (shared flag --tensorboard)
 
     # Settings that define the trained model (its weights, input or training run); the rest may differ later.
     MODEL_FIELDS: ClassVar[tuple[str, ...]] = (

@@ -91,7 +91,8 @@ class GlassMethod:
             gas=GasConfig(step=a.step, radius=a.radius, mining=a.mining,
                           svd=self.gas_mode if self.gas_mode is not None else 0),
             seed=a.seed, batch_size=a.batch_size, num_workers=a.num_workers, center_mean=a.center_mean,
-            fast=a.gas_impl == "fast", dsc_margin=a.dsc_margin, name=f"{self.dataset}_{self.cls_name}")
+            fast=a.gas_impl == "fast", dsc_margin=a.dsc_margin, name=f"{self.dataset}_{self.cls_name}",
+            tensorboard=bool(a.tensorboard))
 
     def fit(self, train: Sequence, ckpt_dir: Path, evaluate=None, retrain: bool = False) -> dict:
         from datasets.synthesis import GlassSynthesizer

@@ -21,6 +21,7 @@ from common.device import avoid_host_sync, pinned, to_device
 from common.errors import UserError
 from common.finite import weights_finite
 from common.threads import worker_init
+from common.tensorboard_log import TrainingLog
 from glass import checkpoint as ckpt
 from glass.gas import GasConfig
 from glass.network import GlassNet
@@ -43,6 +44,7 @@ class TrainConfig:
     fast: bool = True
     dsc_margin: float = 0.5
     name: str = "glass"
+    tensorboard: bool = True  # event files in <checkpoint folder>/tb (--tensorboard 0: none)
 
 
 def _seed(*parts: int) -> int:
@@ -172,6 +174,7 @@ class Trainer:
         self.best: dict | None = None  # {"epoch", "metrics"}
         self.start_epoch = 0
         self._losses = maybe_compile(losses, "the GLASS discriminator / gradient-ascent step")
+        self.tb: TrainingLog | None = None
 
     # --- state -----------------------------------------------------------------------------------------------
     def heads(self) -> dict:
@@ -213,6 +216,8 @@ class Trainer:
         cfg = self.cfg
         folder.mkdir(parents=True, exist_ok=True)
         n = len(las)
+        done_iterations = sum(int(h.get("iterations", 0)) for h in self.history)
+        self.tb = TrainingLog(folder / "tb", cfg.tensorboard, done_iterations)
         for epoch in range(self.start_epoch, cfg.meta_epochs):
             started = time.time()
             centre_order = np.random.default_rng([cfg.seed, epoch, 2]).permutation(n).tolist()
@@ -222,12 +227,14 @@ class Trainer:
             record = {"epoch": epoch, **stats}
             if evaluate is not None and cfg.eval_epochs > 0 and (epoch + 1) % cfg.eval_epochs == 0:
                 metrics = evaluate()
+                self.tb.evaluation(epoch, metrics)
                 record.update({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
                 if self.best is None or _selection_key(metrics) > _selection_key(self.best["metrics"]):
                     self.best = {"epoch": epoch, "metrics": {k: float(v) for k, v in metrics.items()
                                                              if isinstance(v, (int, float))}}
                     ckpt.save_best(folder, {**self.heads(), "epoch": epoch, "metrics": self.best["metrics"],
                                             **self.extra_state}, epoch)
+            self.tb.flush()
             record["seconds"] = round(time.time() - started, 3)
             self.history.append(record)
             ckpt.save_latest(folder, self.full_state(epoch))
@@ -237,6 +244,7 @@ class Trainer:
             self.best = {"epoch": last, "metrics": {}}
             ckpt.save_best(folder, {**self.heads(), "epoch": last, **self.extra_state}, last)
             ckpt.save_latest(folder, self.full_state(last))
+        self.tb.close()
         return {"best_epoch": None if self.best is None else self.best["epoch"], "last_epoch": last,
                 "epochs": self.history, "best": self.best}
 
@@ -289,6 +297,9 @@ class Trainer:
                 self.proj_opt.step()
             self.dsc_opt.step()
             iters += 1
+            if self.tb is not None:
+                self.tb.iteration({"loss": out.loss.detach(), "p_true": out.p_true, "p_fake": out.p_fake,
+                                   "r_t": out.r_t.detach(), "r_g": out.r_g.detach(), "r_f": out.r_f.detach()})
             if deferred:
                 step_values.append(torch.stack([out.loss.detach(), out.r_t.detach(), out.r_g.detach(),
                                                 out.r_f.detach()]).to(torch.float64))

@@ -49,6 +49,8 @@ def build_parser(method: str | None = "glass") -> argparse.ArgumentParser:
     common.add_argument("--seed", type=int, default=0)
     common.add_argument("--num_workers", type=int, default=min(4, usable_cpus()),
                         help="data-loading worker processes (0 = load in the main process)")
+    common.add_argument("--tensorboard", type=int, choices=(0, 1), default=1,
+                        help="1: TensorBoard event files in each model folder's tb/ (as the reference)")
     common.add_argument("--threads", type=int, default=0,
                         help="intra-op CPU threads (0 = the CPUs this process may use: affinity and cgroup quota)")
     common.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",

@@ -31,6 +31,7 @@ from common.errors import UserError
 from common.output_names import output_stems
 from datasets.image_io import IMAGE_EXTENSIONS, read_rgb, to_rgb
 from runner.registry import method_class
+from runner.report import write_predict_report
 from runner.results import denormalize, heatmap_panel
 from runner.stored_model import detect_method, reconcile, stored_description
 
@@ -197,7 +198,7 @@ def run_predict(invocation) -> int:
                     device=pick_device(options.gpu), flags=invocation.given, threshold=options.threshold)
     check_writable(output, "--output")
     pre = detector.preprocessing
-    rows = []
+    rows, gallery = [], []
     for batch in tqdm(list(_batches(images, detector.batch_size)), desc="predict", disable=None):
         kept, pils = _readable(detector, batch)
         if not pils:
@@ -207,9 +208,11 @@ def run_predict(invocation) -> int:
             rgb = denormalize(pre.image(pil).numpy(), pre.mean, pre.std)
             _write_image_outputs(output, names[path], rgb, anomaly_map, options.save_maps)
             decision = None if detector.threshold is None else bool(score >= detector.threshold)
+            gallery.append((f"overlays/{names[path]}.png", str(path), float(score), decision))
             rows.append({"image": str(path), "score": float(score), "threshold": detector.threshold,
                          "anomalous": decision})
     _write_tables(output, options.checkpoint, detector, rows)
+    write_predict_report(output, gallery, detector.threshold)
     flagged = sum(1 for r in rows if r["anomalous"])
     print(f"{len(rows)} image(s) scored with {detector.method.upper()}; "
           + (f"{flagged} above the threshold {detector.threshold:.4g}; " if detector.threshold is not None else

@@ -22,7 +22,9 @@ from runner.evaluation import compute_metrics, loader, predict_dataset
 from runner.options import RunOptions
 from runner.outputs import print_summary, record_run, write_eval_outputs
 from runner.plan import ClassPlan, plan_class, selected_classes
+from common.tensorboard_log import log_final
 from runner.registry import method_class
+from runner.report import dataset_images, write_class_data, write_report
 from runner.results import read_results_csv, write_results_csv
 from runner.stored_model import reconcile, stored_description
 
@@ -79,6 +81,7 @@ def run_all(invocation: Invocation, argv: list[str]) -> int:
                 rows[f"{options.dataset}_{plan.name}"] = row
                 write_results_csv(csv_path, rows)
     print_summary(read_results_csv(csv_path), {f"{options.dataset}_{c}" for c in classes}, csv_path)
+    print(f"report: {write_report(results_path)}")
     return 0
 
 
@@ -101,7 +104,9 @@ def run_class(ctx: RunContext, plan: ClassPlan) -> dict:
         row, threshold = evaluate_without_test_set(ctx, model, plan, pre, record, best_epoch)
         print(f"{name}: no test set; model trained and saved under {ckpt}")
     else:
-        row, threshold = evaluate_on_test_set(ctx, model, plan, test_set, test_loader, source, best_epoch)
+        row, threshold = evaluate_on_test_set(ctx, model, plan, test_set, test_loader, source, best_epoch,
+                                              record.get("epochs"))
+    log_final(ckpt, row, bool(ctx.config.tensorboard) and not options.checkpoint)
     if options.test == "ckpt":
         write_deployment(ckpt, model.description(), pre.to_dict(), threshold.value, threshold.rule)
     return row
@@ -155,7 +160,7 @@ def evaluate_without_test_set(ctx: RunContext, model, plan: ClassPlan, pre, reco
 
 
 def evaluate_on_test_set(ctx: RunContext, model, plan: ClassPlan, test_set, test_loader, source: Path,
-                         best_epoch) -> tuple[dict, Threshold]:
+                         best_epoch, history: list | None = None) -> tuple[dict, Threshold]:
     options = ctx.options
     pred = predict_dataset(model, test_loader)
     loco_truth = None
@@ -170,8 +175,10 @@ def evaluate_on_test_set(ctx: RunContext, model, plan: ClassPlan, test_set, test
                               f"{len(pred.scores)} good test images (the test set has no anomalies)")
         print(f"{options.dataset}_{plan.name}: the test set has only good images; decision threshold "
               f"{threshold.value:.4g} from the {threshold.rule}")
-    write_eval_outputs(options, model.preprocessing(train=False), f"{options.dataset}_{plan.name}", plan.name,
-                       test_set, pred)
+    pre = model.preprocessing(train=False)
+    write_eval_outputs(options, pre, f"{options.dataset}_{plan.name}", plan.name, test_set, pred)
+    write_class_data(Path(options.results_path), f"{options.dataset}_{plan.name}", pred, threshold.value,
+                     dataset_images(test_set, pre), history)  # what report.html draws
     if not options.checkpoint:
         row.update(last_epoch_columns(model, source, test_loader, row))
     return row, threshold

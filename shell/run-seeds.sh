@@ -15,3 +15,4 @@ for seed in $SEEDS; do
   runs+=("$RESULTS/seed_$seed")
 done
 "$PY" -m runner.seeds "${runs[@]}" --out "$RESULTS/seeds_summary.csv"
+"$PY" -m runner.report "$RESULTS"  # report.html: one table per seed and the mean ± std, linking each seed's own report

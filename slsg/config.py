@@ -39,6 +39,7 @@ class SlsgConfig:
     pretrain_grid: int = 4
     seed: int = 0
     num_workers: int = 0
+    tensorboard: int = 1  # event files in <checkpoint folder>/tb (shared flag --tensorboard)
 
     MODEL_FIELDS: ClassVar[tuple[str, ...]] = (
         "imagesize", "lr", "encoder_bn", "slsg_beta_fix", "pretrain", "pretrain_steps", "pretrain_lr",

@@ -111,7 +111,8 @@ class SLSGMethod:
         simulator = SLSGSimulator(self.cls_name, self._textures(), images, beta_fix=bool(self.config.slsg_beta_fix))
         c = self.config
         config = TrainConfig(steps=c.steps, lr=c.lr, batch_size=c.batch_size, seed=c.seed, eval_every=c.eval_every,
-                             save_every=c.save_every)
+                             save_every=c.save_every,
+                             tensorboard=bool(c.tensorboard))
         record = run_training(self.model, images, simulator, config, self.device, best, last,
                               evaluate=(lambda: evaluate(self)) if evaluate is not None else None, resume=resume,
                               extra={"encoder": self.encoder_source, "imagesize": self.imagesize,

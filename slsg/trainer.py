@@ -20,6 +20,7 @@ from common.atomic import atomic_torch_save
 from common.checkpoint_io import safe_torch_load
 from common.errors import UserError
 from common.finite import weights_finite
+from common.tensorboard_log import TrainingLog, tb_folder
 from slsg.batches import make_batch
 from slsg.loss import slsg_loss
 from slsg.network import SLSGNet
@@ -38,6 +39,7 @@ class TrainConfig:
     save_every: int = 100
     momentum: float = 0.9
     weight_decay: float = 3e-5
+    tensorboard: bool = True  # event files in <results>/models/slsg/<dataset>_<class>/tb (--tensorboard 0: none)
 
 
 def cosine_lr(step: int, steps: int, lr0: float) -> float:
@@ -94,6 +96,8 @@ def train(model: SLSGNet, images: Sequence[np.ndarray], simulator: SLSGSimulator
         torch.set_rng_state(state["torch_rng"])
         log(f"slsg: resuming from step {start} ({last_path})")
     losses: list[float] = []
+    history: list[dict] = []
+    tb = TrainingLog(tb_folder(best_path), config.tensorboard, start)
     t0 = time.time()
     for step in range(start, config.steps):
         x, target = make_batch(images, simulator, config.batch_size, config.seed, step)
@@ -103,6 +107,7 @@ def train(model: SLSGNet, images: Sequence[np.ndarray], simulator: SLSGSimulator
             raise UserError(f"slsg: the loss became {became} at step {step} (try a lower --lr); the last good "
                             f"checkpoint is kept at {last_path}")
         losses.append(loss)
+        tb.iteration({"loss": loss, "lr": cosine_lr(step, config.steps, config.lr)})
         done = step + 1
         if done % 10 == 0 or done == config.steps:
             log(f"slsg: step {done}/{config.steps} loss {np.mean(losses[-10:]):.4f} "
@@ -111,16 +116,21 @@ def train(model: SLSGNet, images: Sequence[np.ndarray], simulator: SLSGSimulator
             metrics = evaluate()
             auroc = metrics.get("image_auroc")
             log(f"slsg: step {done} test image AUROC {auroc} pixel AUROC {metrics.get('pixel_auroc')}")
+            tb.evaluation(done, metrics)
+            history.append({"epoch": done, "loss": float(np.mean(losses[-config.eval_every:])),
+                            **{k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}})
             if auroc is not None and not math.isnan(auroc) and (best["image_auroc"] is None
                                                                   or auroc > best["image_auroc"]):
                 best = {"step": done, "image_auroc": float(auroc)}
                 atomic_torch_save(model.state_dict(), best_path)
         if done % max(config.save_every, 1) == 0 or done == config.steps:
             save_last(last_path, model, optimizer, done, best, config, extra)
+            tb.flush()
+    tb.close()
     if best["step"] is None:  # no test-set selection: the final model is the one reported
         best = {"step": config.steps, "image_auroc": None}
         atomic_torch_save(model.state_dict(), best_path)
         save_last(last_path, model, optimizer, config.steps, best, config, extra)
     elif start >= config.steps and not best_path.is_file():
         atomic_torch_save(model.state_dict(), best_path)
-    return {"best_epoch": best["step"], "last_epoch": config.steps, "losses": losses}
+    return {"best_epoch": best["step"], "last_epoch": config.steps, "losses": losses, "epochs": history}

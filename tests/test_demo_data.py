@@ -19,7 +19,7 @@ SMALL = dict(size=128, n_train=4, n_test_good=2, n_per_defect=2)
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    return generate_demo(tmp_path_factory.mktemp("demo") / "d", seed=0, **SMALL)
+    return generate_demo(tmp_path_factory.mktemp("demo") / "d", seed=0, variant="hard", **SMALL)
 
 
 def _read(path):
@@ -136,6 +136,8 @@ def test_refuses_foreign_folder_and_bad_arguments(tmp_path):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     with pytest.raises(UserError, match="carpet"):
         generate_demo(tmp_path / "x", classes=("carpet",), **SMALL)
+    with pytest.raises(UserError, match="variant"):
+        generate_demo(tmp_path / "x", variant="easy", **SMALL)
 
 
 def test_loco_demo(tmp_path, capsys):

@@ -103,7 +103,7 @@ def test_train_crops_from_top_half_test_from_bottom():
 
 
 def test_deterministic_and_seed_dependent(tmp_path):
-    kw = dict(SMALL, classes=("gravel", "coins"))
+    kw = dict(SMALL, classes=("gravel", "coins", "coin"))
     a = _files(generate_demo(tmp_path / "a", seed=3, **kw).datapath.parent)
     b = _files(generate_demo(tmp_path / "b", seed=3, **kw).datapath.parent)
     c = _files(generate_demo(tmp_path / "c", seed=4, **kw).datapath.parent)

@@ -1,10 +1,11 @@
 """Embedded demo data: a small MVTec-format benchmark built from real images shipped with scikit-image.
 
-``generate_demo(root)`` writes ``root/mvtec/<class>/...`` (textures brick, gravel, grass and the object class
-coins), ``root/mvtec/fg_mask/<class>/<train file>``, a DTD-like ``root/dtd/images/<category>/*.jpg`` and
+``generate_demo(root)`` writes ``root/mvtec/<class>/...`` for the "line" variant (one product per class as on an
+inspection line: coin, tile, flange, label) or the "hard" variant (textures brick, gravel, grass and the object
+class coins with unseen coin designs at test time), ``root/mvtec/fg_mask/<class>/<train file>``, a DTD-like ``root/dtd/images/<category>/*.jpg`` and
 ``root/manifest.json``. ``generate_loco_demo(root)`` writes an MVTec LOCO AD tree (``root/loco/coin_grid``).
 Both are deterministic in ``seed``, built in a temporary sibling folder and renamed into place, and re-used when
-``manifest.json`` matches and every listed file exists. ``python -m datasets.demo --out DIR [--loco]``.
+``manifest.json`` matches and every listed file exists. ``python -m datasets.demo --out DIR [--variant line|hard] [--loco]``.
 """
 from __future__ import annotations
 
@@ -25,9 +26,12 @@ from PIL import Image
 from common.errors import UserError
 
 GENERATOR = "toolkit-demo"
-VERSION = 1
+VERSION = 2
 MIN_AREA, MAX_AREA = 0.001, 0.05
-CLASSES = ("brick", "gravel", "grass", "coins")
+LINE_CLASSES = ("coin", "tile", "flange", "label")
+HARD_CLASSES = ("brick", "gravel", "grass", "coins")
+VARIANTS = {"line": LINE_CLASSES, "hard": HARD_CLASSES}
+CLASSES = LINE_CLASSES + HARD_CLASSES  # every class generate_demo knows
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,37 @@ def _coin_class(tree, cls, seed, size, n_train, n_test_good, n_per_defect):
     _write_class(tree, cls, train, good, defects)
 
 
+def _product_defects(cls: str) -> dict:
+    from datasets.demodata.defects import OBJECT_DEFECTS, TEXTURE_DEFECTS, crack, missing_piece
+
+    if cls == "tile":
+        return dict(TEXTURE_DEFECTS)
+    if cls == "flange":  # machined metal: cracks and chipped edges rather than stains
+        return {k: f for k, f in {**OBJECT_DEFECTS, "crack": crack}.items() if k != "stain"}
+    return dict(OBJECT_DEFECTS)  # coin, label (missing_piece = a torn-off corner or edge)
+
+
+def _product_class(tree, cls, seed, size, n_train, n_test_good, n_per_defect):
+    """One product (datasets/demodata/products.py); train and test images come from the same line."""
+    from datasets.demodata.defects import missing_piece
+    from datasets.demodata.products import render
+
+    rng = _rng(seed, cls)
+    train = []
+    for _ in range(n_train):
+        scene = render(cls, size, rng)
+        train.append((_u8(scene.image), scene.fg))
+    good = [_u8(render(cls, size, rng).image) for _ in range(n_test_good)]
+    defects = {}
+    for kind, fn in _product_defects(cls).items():
+        defects[kind] = []
+        for _ in range(n_per_defect):
+            scene = render(cls, size, rng)
+            extra = {"background": scene.background} if fn is missing_piece else {}
+            defects[kind].append(_make_defect(fn, scene.image, scene.region, rng, **extra))
+    _write_class(tree, cls, train, good, defects)
+
+
 def _dtd(tree, seed, per_category=3, side=300, prefix="dtd/images"):
     from datasets.demodata.sources import dtd_images
 
@@ -199,10 +234,14 @@ def _dtd(tree, seed, per_category=3, side=300, prefix="dtd/images"):
 
 
 def generate_demo(root: str | os.PathLike, seed: int = 0, size: int = 256, n_train: int = 30,
-                  n_test_good: int = 10, n_per_defect: int = 5, classes: Sequence[str] = CLASSES) -> DemoData:
-    """Write (or re-use) the demo MVTec-format dataset under ``root``; see the module docstring."""
+                  n_test_good: int = 10, n_per_defect: int = 5, classes: Sequence[str] | None = None,
+                  variant: str = "line") -> DemoData:
+    """Write (or re-use) the demo MVTec-format dataset under ``root``; see the module docstring. ``classes``
+    defaults to the classes of ``variant``; any class of either variant may be named."""
     root = Path(root)
-    classes = list(classes)
+    if variant not in VARIANTS:
+        raise UserError(f"unknown demo variant {variant!r}; available: {', '.join(VARIANTS)}")
+    classes = list(VARIANTS[variant] if classes is None else classes)
     unknown = sorted(set(classes) - set(CLASSES))
     if unknown:
         raise UserError(f"unknown demo classes {unknown}; available: {', '.join(CLASSES)}")
@@ -213,7 +252,8 @@ def generate_demo(root: str | os.PathLike, seed: int = 0, size: int = 256, n_tra
 
     def fill(tree: _Tree) -> None:
         for cls in classes:
-            make = _coin_class if cls == "coins" else _texture_class
+            make = (_product_class if cls in LINE_CLASSES else _coin_class if cls == "coins"
+                    else _texture_class)
             make(tree, cls, seed, size, n_train, n_test_good, n_per_defect)
         _dtd(tree, seed)
 
@@ -243,13 +283,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder to write (created; re-used when complete)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=None, help="image side (default 256; LOCO width 320)")
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default="line",
+                        help="line: one product per class with line variation (default); hard: the natural "
+                             "textures and unseen coin designs")
+    parser.add_argument("--classes", nargs="+", default=None, help="a subset of the variant's classes")
+    parser.add_argument("--n_train", type=int, default=30)
+    parser.add_argument("--n_test_good", type=int, default=10)
+    parser.add_argument("--n_per_defect", type=int, default=5)
     parser.add_argument("--loco", action="store_true", help="write the MVTec LOCO AD demo instead")
     args = parser.parse_args(argv)
     try:
         if args.loco:
             data = generate_loco_demo(args.out, seed=args.seed, size=args.size or 320)
         else:
-            data = generate_demo(args.out, seed=args.seed, size=args.size or 256)
+            data = generate_demo(args.out, seed=args.seed, size=args.size or 256, n_train=args.n_train,
+                                 n_test_good=args.n_test_good, n_per_defect=args.n_per_defect,
+                                 classes=args.classes, variant=args.variant)
     except UserError as err:
         print(f"error: {err}")
         return 2

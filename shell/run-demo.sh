@@ -8,16 +8,17 @@ cd "$REPO"
 source "$REPO/shell/setup-env.sh" "$REPO/requirements.txt"
 export HF_HUB_OFFLINE=1
 
-DEMO_DIR="${DEMO_DIR:-$REPO/.cache/demo128}"
+DEMO_VARIANT="${DEMO_VARIANT:-line}"   # line: one product per class (default); hard: natural textures, unseen coins
+DEMO_DIR="${DEMO_DIR:-$REPO/.cache/demo128-$DEMO_VARIANT}"
 RESULTS="${RESULTS:-$REPO/results/demo}"
 if ! "$PY" -c "import datasets.demo" 2>/dev/null; then
   echo "[demo] the environment is ready; the demo-data generator is not in this checkout yet."
   exit 0
 fi
 echo "[demo] generating (or reusing) the demo data in $DEMO_DIR"
-"$PY" -m datasets.demo --out "$DEMO_DIR" --size 128
+"$PY" -m datasets.demo --out "$DEMO_DIR" --size 128 --variant "$DEMO_VARIANT"
 
-# GLASS with the offline EfficientNet-Lite0 ImageNet weights, sized for 2 CPU cores (about 30-40 s a class):
+# GLASS with the offline EfficientNet-Lite0 ImageNet weights, sized for 2 CPU cores (about 50 s of CPU a class):
 # 128 px, 256-d embeddings, 24 epochs at lr 1e-3 instead of the reference's 640 epochs at 1e-4 on 288 px
 # WideResNet-50 features; manifold GAS and foreground masks as the reference's custom-data script.
 rm -rf "$RESULTS"

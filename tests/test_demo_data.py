@@ -9,9 +9,11 @@ import pytest
 from PIL import Image
 
 from common.errors import UserError
-from datasets.demo import MAX_AREA, MIN_AREA, _coin_scene, _make_defect, generate_demo, generate_loco_demo, main
+from datasets.demo import (LINE_CLASSES, MAX_AREA, MIN_AREA, _coin_scene, _make_defect, _product_defects,
+                           generate_demo, generate_loco_demo, main)
 from datasets.demodata.defects import OBJECT_DEFECTS, TEXTURE_DEFECTS, missing_piece
 from datasets.demodata.loco import DEFECTS, LOCO_CLASS
+from datasets.demodata.products import MAX_SHIFT, render
 from datasets.demodata.sources import coins, crop_texture, texture_source
 
 SMALL = dict(size=128, n_train=4, n_test_good=2, n_per_defect=2)
@@ -19,7 +21,7 @@ SMALL = dict(size=128, n_train=4, n_test_good=2, n_per_defect=2)
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    return generate_demo(tmp_path_factory.mktemp("demo") / "d", seed=0, **SMALL)
+    return generate_demo(tmp_path_factory.mktemp("demo") / "d", seed=0, variant="hard", **SMALL)
 
 
 def _read(path):
@@ -101,7 +103,7 @@ def test_train_crops_from_top_half_test_from_bottom():
 
 
 def test_deterministic_and_seed_dependent(tmp_path):
-    kw = dict(SMALL, classes=("gravel", "coins"))
+    kw = dict(SMALL, classes=("gravel", "coins", "coin"))
     a = _files(generate_demo(tmp_path / "a", seed=3, **kw).datapath.parent)
     b = _files(generate_demo(tmp_path / "b", seed=3, **kw).datapath.parent)
     c = _files(generate_demo(tmp_path / "c", seed=4, **kw).datapath.parent)
@@ -136,6 +138,8 @@ def test_refuses_foreign_folder_and_bad_arguments(tmp_path):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     with pytest.raises(UserError, match="carpet"):
         generate_demo(tmp_path / "x", classes=("carpet",), **SMALL)
+    with pytest.raises(UserError, match="variant"):
+        generate_demo(tmp_path / "x", variant="easy", **SMALL)
 
 
 def test_loco_demo(tmp_path, capsys):
@@ -171,3 +175,58 @@ def test_loco_demo(tmp_path, capsys):
     assert names == {d[0] for d in DEFECTS}
     again = _files(generate_loco_demo(tmp_path / "l2", size=160).datapath)
     assert again == _files(data.datapath)
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory):
+    return generate_demo(tmp_path_factory.mktemp("line") / "d", seed=0, **SMALL)
+
+
+def test_line_variant_is_the_default_and_complete(line):
+    root = line.datapath
+    assert line.classes == list(LINE_CLASSES) == ["coin", "tile", "flange", "label"]
+    for cls in line.classes:
+        train = sorted(p.name for p in (root / cls / "train" / "good").iterdir())
+        assert train == [f"{i:03d}.png" for i in range(4)]
+        assert sorted(p.name for p in (root / "fg_mask" / cls).iterdir()) == train
+        assert {p.name for p in (root / cls / "test").iterdir()} == {"good"} | set(_product_defects(cls))
+        for kind in _product_defects(cls):
+            for image_path in sorted((root / cls / "test" / kind).iterdir()):
+                mask = _read(root / cls / "ground_truth" / kind / f"{image_path.stem}_mask.png")
+                assert _read(image_path).shape == (128, 128, 3) and set(np.unique(mask)) == {0, 255}
+                assert MIN_AREA <= (mask > 0).mean() <= MAX_AREA
+    assert (_read(root / "fg_mask" / "tile" / "000.png") == 255).all()
+
+
+@pytest.mark.parametrize("cls", LINE_CLASSES)
+def test_line_product_varies_only_by_pose_and_lighting(cls):
+    """One product: every frame's foreground has the same area (+-3 %) and a centroid within the pose shift."""
+    rng = np.random.default_rng(5)
+    scenes = [render(cls, 128, rng) for _ in range(6)]
+    areas = np.array([(s.fg > 0).sum() for s in scenes], np.float64)
+    assert areas.max() / areas.min() < 1.03 or cls == "label"  # the label's corners leave the frame when rotated
+    for s in scenes:
+        ys, xs = np.nonzero(s.fg)
+        assert abs(ys.mean() - 63.5) <= MAX_SHIFT * 128 + 1.5 and abs(xs.mean() - 63.5) <= MAX_SHIFT * 128 + 1.5
+    # the same part: two frames, aligned by their pose, are far closer than the frame and another product
+    other = render("flange" if cls != "flange" else "coin", 128, rng).image
+    same = np.abs(scenes[0].image - scenes[1].image).mean()
+    assert same < np.abs(scenes[0].image - other).mean()
+
+
+@pytest.mark.parametrize("cls", LINE_CLASSES)
+def test_line_defect_masks_are_exact_and_on_the_part(cls):
+    rng = np.random.default_rng(3)
+    for kind, fn in _product_defects(cls).items():
+        scene = render(cls, 128, rng)
+        extra = {"background": scene.background} if fn is missing_piece else {}
+        image, mask = _make_defect(fn, scene.image, scene.region, rng, **extra)
+        _check_exact(np.clip(np.rint(scene.image), 0, 255).astype(np.uint8), image, mask)
+        assert (scene.region[mask > 0] > 0).all(), kind
+
+
+def test_cli_variant_hard(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "h"), "--variant", "hard", "--classes", "coins", "--size", "64",
+                 "--n_train", "2", "--n_test_good", "1", "--n_per_defect", "1"]) == 0
+    assert "classes    coins" in capsys.readouterr().out
+    assert json.loads((tmp_path / "h" / "manifest.json").read_text())["classes"] == ["coins"]

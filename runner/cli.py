@@ -65,6 +65,9 @@ def build_parser(method: str | None = "glass") -> argparse.ArgumentParser:
                         help="share of good training images held out for the threshold when there is no test set")
     common.add_argument("--retrain", action="store_true",
                         help="with --test ckpt: start over even if an interrupted run's checkpoint exists")
+    from runner.scale_options import add_arguments as add_scale_out_arguments
+
+    add_scale_out_arguments(parser)
     if method:
         method_class(method).add_arguments(parser)
     return parser
@@ -142,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
             from runner.predict import run_predict
 
             return run_predict(invocation)
+        from runner.scale_options import wants_units
+
+        if wants_units(invocation.values):
+            from runner.work_units import run_units
+
+            return run_units(invocation, argv)
         from runner.run import run_all
 
         return run_all(invocation, argv)

@@ -185,3 +185,17 @@ def test_exit_status_and_prefixed_lines():
     stream.flush()
     assert target.getvalue() == ("[rank 1 unit mvtec_brick/0] epoch 1/2\n[rank 1 unit mvtec_brick/0] epoch 2/2\n\n"
                                  "[rank 1 unit mvtec_brick/0] partial\n")
+
+
+def test_shell_scripts_launch_torchrun_with_nproc(tmp_path):
+    def dry(**env) -> str:
+        run = subprocess.run(["bash", str(REPO / "shell" / "run-mvtec.sh")], cwd=tmp_path, capture_output=True,
+                             text=True, env={**os.environ, "DRY_RUN": "1", "PYTHON": "py", **env}, timeout=60)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    assert dry().startswith("py main.py --method glass ")
+    assert dry(NPROC="4").startswith("py -m torch.distributed.run --nproc_per_node 4 main.py --method glass ")
+    assert dry(NPROC="2", NNODES="2", NODE_RANK="1", RDZV_ENDPOINT="node0:29400").startswith(
+        "py -m torch.distributed.run --nproc_per_node 2 --nnodes 2 --rdzv_backend c10d --rdzv_endpoint node0:29400 "
+        "--rdzv_id glass --node_rank 1 main.py --method glass ")

@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--class_index", type=int, default=None,
                        help="run only the i-th (0-based) of the selected classes, e.g. $SLURM_ARRAY_TASK_ID")
     group.add_argument("--threads", type=int, default=0,
-                       help="CPU threads per rank (0: the usable CPUs shared evenly among the ranks on a machine)")
+                       help="CPU threads per rank under torchrun, --seeds or --class_index (0: the usable CPUs "
+                            "shared evenly among a machine's ranks; a plain run keeps torch's default)")
 
 
 def wants_units(values: dict) -> bool:

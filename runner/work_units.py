@@ -3,14 +3,13 @@ one process for ``--seeds`` / ``--class_index``.
 
 Layout: without ``--seeds`` everything goes to ``--results_path`` as in a plain run; with ``--seeds`` each seed has
 its own results folder ``<results_path>/seed_<s>`` (as ``shell/run-seeds.sh`` always did) and
-``<results_path>/seeds_summary.csv`` summarises them. Each finished unit leaves ``<folder>/units/<dataset>_<class>.json``
-(its ``results.csv`` row, where and how long it ran, and a fingerprint of the settings); a rerun of the same command
+``<results_path>/seeds_summary.csv`` summarises them. Each finished unit leaves
+``<folder>/units/<dataset>_<class>.json`` (its ``results.csv`` row, where and how long it ran, and a fingerprint of the settings); a rerun of the same command
 skips those units and resumes the others from their checkpoints. Rank 0 merges the unit files into ``results.csv``
 once every rank is done (under a file lock, so concurrent ``--class_index`` jobs of a Slurm array merge safely).
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import sys
@@ -104,8 +103,7 @@ def check_unit_flags(invocation: Invocation) -> list[int]:
     return list(seeds)
 
 
-def pick_classes(options: RunOptions, class_index: int | None) -> list[str]:
-    classes = selected_classes(options)
+def pick_classes(classes: list[str], class_index: int | None) -> list[str]:
     if class_index is None:
         return classes
     if not 0 <= class_index < len(classes):
@@ -123,11 +121,12 @@ def run_units(invocation: Invocation, argv: list[str]) -> int:
     several = values.get("seeds") is not None
     method_cls = method_class(invocation.options.method)
     check_paths(invocation.options, method_cls)
-    classes = pick_classes(invocation.options, values.get("class_index"))
+    all_classes = selected_classes(invocation.options)
+    classes = pick_classes(all_classes, values.get("class_index"))
+    folders = [root / f"seed_{seed}" if several else root for seed in seeds]
     units: list[WorkUnit] = []
     plans: dict[WorkUnit, ClassPlan] = {}
-    for seed in seeds:  # every unit is planned (and bad input refused) before anything runs
-        folder = root / f"seed_{seed}" if several else root
+    for seed, folder in zip(seeds, folders):  # every unit is planned (and bad input refused) before anything runs
         options, config, _ = unit_options(invocation, seed, folder)
         for cls_name in classes:
             unit = WorkUnit(cls_name, seed, str(folder))
@@ -137,7 +136,7 @@ def run_units(invocation: Invocation, argv: list[str]) -> int:
     world = distributed.join(invocation.options.gpu, values.get("threads", 0))
     try:
         if world.rank == 0:
-            for folder in dict.fromkeys(Path(u.folder) for u in units):
+            for folder in folders:
                 check_writable(folder, "--results_path")
                 record_run(folder, invocation.options.method, argv, values)
             pending = [i for i, u in enumerate(units) if invocation.options.retrain or finished_row(
@@ -152,7 +151,7 @@ def run_units(invocation: Invocation, argv: list[str]) -> int:
         world.report(records)
         if world.rank == 0:
             records = world.gather_reports()
-            merge(invocation, units, several)
+            merge(invocation, folders, seeds, all_classes, several)
             print_unit_summary(records, units, pending, invocation.options.dataset)
         return exit_status(records)
     finally:
@@ -198,31 +197,32 @@ def run_my_units(world, invocation: Invocation, argv: list[str], units: list[Wor
     return records
 
 
-def merge(invocation: Invocation, units: list[WorkUnit], several: bool) -> None:
-    """Each seed folder's ``results.csv`` gets the rows of its finished units (earlier rows of other classes are
-    kept, as in a plain run); with several seeds, ``seeds_summary.csv`` beside the seed folders."""
+def merge(invocation: Invocation, folders: list[Path], seeds: list[int], classes: list[str], several: bool) -> None:
+    """Each seed folder's ``results.csv`` gets a row for every selected class whose unit has finished with these
+    settings — whichever run, rank or array task finished it — in the order a plain run writes them; rows of other
+    classes from earlier runs are kept in front, as in a plain run. With several seeds, ``seeds_summary.csv``."""
     from filelock import FileLock
 
     dataset = invocation.options.dataset
-    folders = list(dict.fromkeys(Path(u.folder) for u in units))
-    for folder in folders:
+    for folder, seed in zip(folders, seeds):
         csv_path = folder / "results.csv"
         with FileLock(str(folder / ".results.csv.lock")):
-            rows = read_results_csv(csv_path)
-            names = set()
-            for unit in (u for u in units if Path(u.folder) == folder):
-                name = unit.name(dataset)
-                path = unit_file(folder, name)
-                if path.is_file():
-                    rows[name] = json.loads(path.read_text())["row"]
-                    names.add(name)
-            write_results_csv(csv_path, rows)
-        print_summary(rows, names, csv_path)
+            earlier = read_results_csv(csv_path)
+            finished = {}
+            for cls_name in classes:
+                name = f"{dataset}_{cls_name}"
+                row = finished_row(unit_file(folder, name), fingerprint(invocation.values, seed, cls_name))
+                if row is not None:
+                    finished[name] = row
+            rows = {**{k: v for k, v in earlier.items() if k not in finished}, **finished}
+            if rows:
+                write_results_csv(csv_path, rows)
+        print_summary(rows, set(finished), csv_path)
     if several:
-        root = Path(invocation.options.results_path)
         done = [f for f in folders if (f / "results.csv").is_file()]
-        out = write_summary(summarize(done), root / "seeds_summary.csv")
-        print(f"seeds summary ({len(done)} seed(s)): {out}")
+        if done:
+            out = write_summary(summarize(done), Path(invocation.options.results_path) / "seeds_summary.csv")
+            print(f"seeds summary ({len(done)} seed(s)): {out}")
 
 
 def print_unit_summary(records: list[dict], units: list[WorkUnit], pending: list[int], dataset: str) -> None:

@@ -158,7 +158,8 @@ def test_several_seeds_and_class_index_in_one_process(demo, one_process, tmp_pat
 
     bad = subprocess.run([sys.executable, str(REPO / "main.py"), *flags, "--class_index", "4"], env=_env(),
                          capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and bad.stderr.strip() == "error: --class_index 4: must be in 0..3 (4 class(es) selected)"
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: --class_index 4: must be in 0..3 (4 class(es) selected)"
 
 
 def test_a_unit_file_counts_only_for_the_same_settings(tmp_path):

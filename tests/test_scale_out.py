@@ -200,3 +200,21 @@ def test_shell_scripts_launch_torchrun_with_nproc(tmp_path):
     assert dry(NPROC="2", NNODES="2", NODE_RANK="1", RDZV_ENDPOINT="node0:29400").startswith(
         "py -m torch.distributed.run --nproc_per_node 2 --nnodes 2 --rdzv_backend c10d --rdzv_endpoint node0:29400 "
         "--rdzv_id glass --node_rank 1 main.py --method glass ")
+
+
+def test_rank_device_and_thread_share(monkeypatch):
+    import torch
+
+    from runner import distributed
+
+    assert distributed.rank_device(None, 3) == torch.device("cpu")
+    assert distributed.rank_device([-1], 1) == torch.device("cpu")
+    monkeypatch.setattr(distributed, "usable_cpus", lambda: 16)
+    assert distributed.cpu_threads_per_rank(4) == 4
+    assert distributed.cpu_threads_per_rank(32) == 1
+    assert distributed.cpu_threads_per_rank(4, requested=3) == 3
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    world = distributed.join(None)
+    assert (world.rank, world.world_size, world.device) == (0, 1, torch.device("cpu"))
+    assert [world.next_index() for _ in range(3)] == [0, 1, 2]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -112,27 +113,48 @@ def pick_classes(classes: list[str], class_index: int | None) -> list[str]:
     return [classes[class_index]]
 
 
-def run_units(invocation: Invocation, argv: list[str]) -> int:
+@dataclass
+class Planned:
+    seeds: list[int]
+    folders: list[Path]  # one results folder per seed
+    all_classes: list[str]  # the selected classes (before --class_index)
+    units: list[WorkUnit]
+    plans: dict[WorkUnit, ClassPlan]
+
+
+def plan_units(invocation: Invocation) -> Planned:
+    """Every unit is planned (and bad input refused) before anything runs."""
     values = invocation.values
     seeds = check_unit_flags(invocation)
     if values.get("threads", 0) < 0:
         raise UserError(f"--threads must be >= 0, got {values['threads']}")
     root = Path(invocation.options.results_path)
-    several = values.get("seeds") is not None
     method_cls = method_class(invocation.options.method)
     check_paths(invocation.options, method_cls)
     all_classes = selected_classes(invocation.options)
     classes = pick_classes(all_classes, values.get("class_index"))
-    folders = [root / f"seed_{seed}" if several else root for seed in seeds]
+    folders = [root / f"seed_{seed}" if values.get("seeds") is not None else root for seed in seeds]
     units: list[WorkUnit] = []
     plans: dict[WorkUnit, ClassPlan] = {}
-    for seed, folder in zip(seeds, folders):  # every unit is planned (and bad input refused) before anything runs
+    for seed, folder in zip(seeds, folders):
         options, config, _ = unit_options(invocation, seed, folder)
         for cls_name in classes:
             unit = WorkUnit(cls_name, seed, str(folder))
             units.append(unit)
             plans[unit] = plan_class(options, method_cls, config, cls_name)
+    return Planned(seeds, folders, all_classes, units, plans)
 
+
+def run_units(invocation: Invocation, argv: list[str]) -> int:
+    values = invocation.values
+    try:
+        planned = plan_units(invocation)
+    except UserError:
+        if os.environ.get("RANK", "0") != "0":
+            return 2  # every rank finds the same bad input: rank 0 alone says so
+        raise
+    several = values.get("seeds") is not None
+    seeds, folders, units, plans = planned.seeds, planned.folders, planned.units, planned.plans
     world = distributed.join(invocation.options.gpu, values.get("threads", 0))
     try:
         if world.rank == 0:
@@ -151,7 +173,7 @@ def run_units(invocation: Invocation, argv: list[str]) -> int:
         world.report(records)
         if world.rank == 0:
             records = world.gather_reports()
-            merge(invocation, folders, seeds, all_classes, several)
+            merge(invocation, folders, seeds, planned.all_classes, several)
             print_unit_summary(records, units, pending, invocation.options.dataset)
         return exit_status(records)
     finally:

@@ -36,7 +36,7 @@ from runner.unit_log import prefixed_output, unit_prefix
 
 # Flags that do not change a unit's result: a rerun that differs only in them still skips finished units.
 NOT_IN_FINGERPRINT = {"num_workers", "gpu", "config", "seeds", "class_index", "threads", "retrain", "heatmaps",
-                      "save_maps", "input", "output", "threshold", "method_given", "results_path", "ddp"}
+                      "save_maps", "input", "output", "threshold", "method_given", "results_path"}
 
 
 @dataclass(frozen=True)

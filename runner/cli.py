@@ -52,7 +52,7 @@ def build_parser(method: str | None = "glass") -> argparse.ArgumentParser:
     common.add_argument("--tensorboard", type=int, choices=(0, 1), default=1,
                         help="1: TensorBoard event files in each model folder's tb/ (as the reference)")
     common.add_argument("--threads", type=int, default=0,
-                        help="intra-op CPU threads (0 = the CPUs this process may use: affinity and cgroup quota)")
+                        help="intra-op CPU threads (0 = the CPUs this process may use: affinity and cgroup quota; under torchrun shared evenly among a machine's ranks)")
     common.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                         help="backbone arithmetic: fp32 (the reference) or autocast bf16/fp16 (faster on GPUs)")
     common.add_argument("--compile", type=int, choices=(0, 1), default=0,
@@ -77,6 +77,9 @@ def build_parser(method: str | None = "glass") -> argparse.ArgumentParser:
                         help="share of good training images held out for the threshold when there is no test set")
     common.add_argument("--retrain", action="store_true",
                         help="with --test ckpt: start over even if an interrupted run's checkpoint exists")
+    from runner.scale_options import add_arguments as add_scale_out_arguments
+
+    add_scale_out_arguments(parser)
     if method:
         method_class(method).add_arguments(parser)
     return parser
@@ -171,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
             from runner.predict import run_predict
 
             return run_predict(invocation)
+        from runner.scale_options import wants_units
+
+        if wants_units(invocation.values):
+            from runner.work_units import run_units
+
+            return run_units(invocation, argv)
         from runner.run import run_all
 
         return run_all(invocation, argv)

@@ -80,8 +80,18 @@ def read_results_csv(path: Path) -> dict[str, dict]:
             name = row.pop("Row Names")
             if name == "Mean":
                 continue
-            rows[name] = {k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
+            rows[name] = {k: _number(v) for k, v in row.items()}
         return rows
+
+
+def _number(text: str | None) -> int | float | None:
+    """A cell as written: ``""`` -> None, ``"3"`` -> 3 (epochs stay integers on a rewrite), else a float."""
+    if text in ("", None):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 def format_table(rows: dict[str, dict], columns: Sequence[str]) -> str:

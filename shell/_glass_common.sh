@@ -1,14 +1,18 @@
 # Shared by the GLASS run-*.sh scripts (sourced, not run): repository root, Python, and the dry-run switch.
 # DRY_RUN=1 prints the python command instead of running it. PYTHON overrides the interpreter.
+# NPROC=<n> launches with torchrun (n processes; NNODES/NODE_RANK/RDZV_ENDPOINT for several machines): _launch.sh.
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x "$REPO/.venv/bin/python" ]]; then PYTHON="$REPO/.venv/bin/python"; else PYTHON=python3; fi
 fi
 
+source "$REPO/shell/_launch.sh"
+
 # run_glass ARG...: run (or, with DRY_RUN=1, print) `python main.py --method glass ARG...`
 run_glass() {
-  local cmd=("$PYTHON" main.py --method glass "$@")
+  main_py "$PYTHON"
+  local cmd=("${MAIN_PY[@]}" --method glass "$@")
   if [[ "${DRY_RUN:-0}" == "1" ]]; then
     printf '%q ' "${cmd[@]}"
     printf '\n'

@@ -144,14 +144,14 @@ RECORD_ROWS = [
 @pytest.mark.parametrize("extra, needles", [pytest.param(e, n, id=i) for i, e, n in RECORD_ROWS])
 def test_stored_model_keeps_its_settings(world, capsys, extra, needles):
     demo, results = world["demo"], world["results"]
-    before = {p: p.read_bytes() for p in world["ckpt"].iterdir()}
+    before = {p: p.read_bytes() for p in world["ckpt"].rglob("*") if p.is_file()}
     code = main(tiny_glass_flags(demo, results) + extra)
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(lines) == 1, err
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
-    assert {p: p.read_bytes() for p in world["ckpt"].iterdir()} == before
+    assert {p: p.read_bytes() for p in world["ckpt"].rglob("*") if p.is_file()} == before
 
 
 def test_evaluation_only_flags_may_differ(world, capsys):

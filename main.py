@@ -21,7 +21,7 @@ import numpy as np
 
 WRITE_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EPERM, errno.EDQUOT}
 METHODS = {"glass": "glass.method", "slsg": "slsg.method"}
-TEST_MODES = ("ckpt", "test", "predict")
+TEST_MODES = ("ckpt", "test", "predict", "export", "info")
 
 
 def _method_class(name: str):
@@ -44,7 +44,9 @@ def build_parser(method: str | None) -> argparse.ArgumentParser:
     common.add_argument("--method", choices=sorted(METHODS), default="glass", help="which method to run")
     common.add_argument("--test", default="ckpt", choices=TEST_MODES,
                         help="ckpt: train (resuming an interrupted run) then evaluate; test: evaluate the "
-                             "checkpoints under --results_path; predict: score --input images with --checkpoint")
+                             "checkpoints under --results_path; predict: score --input images with --checkpoint "
+                             "(also an exported .onnx/.xml); export: --checkpoint to --output .onnx/.xml; info: "
+                             "print an exported model's metadata")
     common.add_argument("--dataset", default="mvtec",
                         help="mvtec | visa | mpdd | wfdd | mad-man | mad-sys | loco | folder")
     common.add_argument("--datapath", help="dataset root (the folder that holds the class folders)")
@@ -74,6 +76,9 @@ def build_parser(method: str | None) -> argparse.ArgumentParser:
                         help="share of good training images held out for the threshold when there is no test set")
     common.add_argument("--retrain", action="store_true",
                         help="with --test ckpt: start over even if an interrupted run's checkpoint exists")
+    from deploy.cli import add_export_arguments  # --test export / info: deploy/ (docs/deploy.md)
+
+    add_export_arguments(common)
     if method:
         try:
             method_cls = _method_class(method)
@@ -328,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args, argv) -> int:
+    from deploy.cli import is_exported, run_deploy
+
+    if args.test in ("export", "info") or (args.test == "predict" and is_exported(args.checkpoint)):
+        return run_deploy(args, argv)
     import datasets
     from common.atomic import check_writable
     from common.device import pick_device

@@ -155,7 +155,9 @@ class ExportedModel:
             raise DeployError(f"{self.path} carries no toolkit metadata ({', '.join(sorted(missing))} missing): "
                               f"export it with main.py --test export")
         self.method = self.metadata["method"]
-        self.geometry = Geometry.from_dict(json.loads(self.metadata["preprocessing"]))
+        preprocessing = json.loads(self.metadata["preprocessing"])
+        self.geometry = Geometry.from_dict(preprocessing)
+        self.mean, self.std = tuple(preprocessing["mean"]), tuple(preprocessing["std"])
         threshold = self.metadata.get("threshold", "none")
         self.threshold = None if threshold in ("", "none", "None") else float(threshold)
 
@@ -226,6 +228,14 @@ def heat_overlay(rgb: np.ndarray, anomaly_map: np.ndarray, value_range: tuple[fl
     scaled = np.clip((anomaly_map - lo) / max(hi - lo, 1e-12), 0, 1)
     colours = JET_LUT[np.clip(scaled * 255.0, 0, 255).astype(np.uint8)]
     return (0.5 * rgb + 0.5 * colours).astype(np.uint8)
+
+
+def display_rgb(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """The picture ``--test predict`` shows: the normalised float32 input mapped back to uint8 (this round trip
+    can land one level below the input byte; reproduced so that the overlays are the same files)."""
+    scaled = image.astype(np.float32) / np.float32(255)
+    normalised = (scaled - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.clip((normalised * np.asarray(std) + np.asarray(mean)) * 255, 0, 255).astype(np.uint8)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -304,7 +314,8 @@ def score_folder(model: ExportedModel, spec: str, output: str | Path, batch_size
                 decision = None
             else:
                 decision = bool(score >= threshold) if override else bool(flag)
-            picture = np.concatenate([rgb, heat_overlay(rgb, anomaly_map)], 1)
+            shown = display_rgb(rgb, model.mean, model.std)
+            picture = np.concatenate([shown, heat_overlay(shown, anomaly_map)], 1)
             _write_picture(output / "overlays" / rel.with_suffix(".png"), Image.fromarray(picture), "PNG")
             if save_maps:
                 _write_picture(output / "maps" / rel.with_suffix(".tiff"),

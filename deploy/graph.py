@@ -4,11 +4,12 @@ Everything between the camera frame at the model's input size and the decision i
 [0, 1], normalisation with the backbone's statistics, the network, the map's upsampling and smoothing, the image
 score and the stored threshold. The computations equal the toolkit's inference up to float rounding:
 
-* GLASS: the patch embedding (unfold -> per-layer ``adaptive_avg_pool1d`` -> bilinear upsampling -> aggregator
-  pooling) is linear in the backbone features, so it is folded into one k x k convolution per layer, whose weights
-  come from applying the toolkit's own pooling functions to identity matrices; then projection + discriminator
-  (``GlassNet.score_embedding``); map = bilinear upsampling (align_corners=False) then the scipy-equal Gaussian
-  (sigma 4, reflect borders), both separable and linear, folded into two matrices A_h, A_w: map = A_h P A_w^T.
+* GLASS: the patch embedding of ``glass.embed.PatchEmbedder`` (unfold -> per-layer channel pooling -> bilinear
+  upsampling -> aggregator pooling), with ``adaptive_avg_pool1d`` written as a gather of each window's few
+  channels and a weighted sum (weights 1 / window length, windows as torch's), which ONNX can express; then
+  projection + discriminator (``GlassNet.score_embedding``); map = bilinear upsampling (align_corners=False) then
+  the scipy-equal Gaussian (sigma 4, reflect borders), both separable and linear, folded into two matrices:
+  map = A_h P A_w^T.
 * SLSG: the whole network, class-1 softmax map, top-100 mean score.
 """
 from __future__ import annotations
@@ -17,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from glass.embed import adaptive_mean
 from glass.inference import MAP_SIGMA, _reflect_index, gaussian_kernel
 from glass.network import GlassNet
 from slsg.network import SLSGNet, anomaly_map, image_score
@@ -36,9 +36,30 @@ class Normalise(nn.Module):
         return x.sub(self.mean).div(self.std)
 
 
-def pooling_matrix(length: int, size: int) -> Tensor:
-    """(size, length) float64 R with ``adaptive_mean(x, size) == x @ R.T``."""
-    return adaptive_mean(torch.eye(length, dtype=torch.float64), size).T.contiguous()
+class ChannelPool(nn.Module):
+    """``adaptive_avg_pool1d`` over axis 1: (B, L, N) -> (B, size, N), exportable. Window i is
+    [floor(i L / size), ceil((i + 1) L / size)); a reshape + mean when size divides L."""
+
+    def __init__(self, length: int, size: int) -> None:
+        super().__init__()
+        self.length, self.size = int(length), int(size)
+        self.even = length % size == 0
+        starts = [(i * length) // size for i in range(size)]
+        ends = [-((-(i + 1) * length) // size) for i in range(size)]
+        width = max(e - s for s, e in zip(starts, ends))
+        index = torch.zeros(size, width, dtype=torch.int64)
+        weight = torch.zeros(size, width, 1)
+        for i, (start, end) in enumerate(zip(starts, ends)):
+            index[i, :end - start] = torch.arange(start, end)
+            weight[i, :end - start] = 1.0 / (end - start)
+        self.register_buffer("index", index.flatten())
+        self.register_buffer("weight", weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.even:
+            return x.reshape(x.shape[0], self.size, self.length // self.size, x.shape[-1]).mean(2)
+        gathered = torch.index_select(x, 1, self.index).reshape(x.shape[0], self.size, -1, x.shape[-1])
+        return (gathered * self.weight).sum(2)
 
 
 def upsampling_matrix(n_in: int, n_out: int) -> Tensor:
@@ -75,13 +96,8 @@ class GlassGraph(nn.Module):
         self.grid = embedder.grid(features)
         self.pad, self.k = (embedder.patchsize - 1) // 2, embedder.patchsize
         target, pretrain = embedder.target_dim, embedder.pretrain_dim
-        aggregate = pooling_matrix(len(features) * pretrain, target)  # (T, L*P)
-        for i, feature in enumerate(features):
-            channels = feature.shape[1]
-            pool = pooling_matrix(channels * self.k * self.k, pretrain)  # (P, C*k*k)
-            weight = aggregate[:, i * pretrain:(i + 1) * pretrain] @ pool  # (T, C*k*k), (c, ky, kx) order
-            self.register_buffer(f"embed{i}", weight.reshape(target, channels, self.k, self.k).float())
-        self.layers = len(features)
+        self.layer_pools = nn.ModuleList(ChannelPool(f.shape[1] * self.k * self.k, pretrain) for f in features)
+        self.aggregate = ChannelPool(len(features) * pretrain, target)
         rows = gaussian_matrix(image_size[0], sigma) @ upsampling_matrix(self.grid[0], image_size[0])
         cols = gaussian_matrix(image_size[1], sigma) @ upsampling_matrix(self.grid[1], image_size[1])
         self.register_buffer("map_rows", rows.float())  # (H, h)
@@ -91,13 +107,16 @@ class GlassGraph(nn.Module):
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         features = self.backbone(self.normalise(images))
-        embedding = None
-        for i, feature in enumerate(features):
-            layer = F.conv2d(feature, getattr(self, f"embed{i}"), padding=self.pad)
-            if tuple(layer.shape[-2:]) != self.grid:
-                layer = F.interpolate(layer, size=self.grid, mode="bilinear", align_corners=False)
-            embedding = layer if embedding is None else embedding + layer
-        rows = embedding.permute(0, 2, 3, 1).reshape(-1, embedding.shape[1])
+        planes = []
+        for feature, pool in zip(features, self.layer_pools):
+            unfolded = F.unfold(feature, kernel_size=self.k, padding=self.pad)  # (B, C*k*k, h*w), (c, ky, kx)
+            height = feature.shape[-2] + 2 * self.pad - self.k + 1
+            plane = pool(unfolded).reshape(unfolded.shape[0], -1, height, unfolded.shape[-1] // height)
+            if tuple(plane.shape[-2:]) != self.grid:
+                plane = F.interpolate(plane, size=self.grid, mode="bilinear", align_corners=False)
+            planes.append(plane.flatten(2))
+        embedding = self.aggregate(torch.cat(planes, 1))  # (B, T, h*w)
+        rows = embedding.transpose(1, 2).reshape(-1, embedding.shape[1])
         patch = self.net.score_embedding(rows).reshape(-1, *self.grid)
         score = patch.flatten(1).amax(dim=1)
         amap = torch.matmul(torch.matmul(self.map_rows, patch), self.map_cols_t)

@@ -173,3 +173,28 @@ def test_bad_input_is_one_error_line(trained, tmp_path, capsys):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
     assert main.main(["--test", "info", "--checkpoint", str(broken)]) == 2
+
+
+def test_cli_exports_an_slsg_file_without_method_flag(tmp_path):
+    """A bare SLSG state dict (as the released <class>.tch): the method is detected and the flags re-read for it."""
+    import torch
+
+    from slsg.network import SLSGNet
+
+    torch.manual_seed(0)
+    net = SLSGNet(grid=6).eval()
+    torch.save(net.state_dict(), tmp_path / "loco_x.tch")
+    out = tmp_path / "s.xml"
+    assert main.main(["--test", "export", "--checkpoint", str(tmp_path / "loco_x.tch"), "--imagesize", "96",
+                      "--output", str(out)]) == 0
+    model = infer.ExportedModel(out)
+    assert model.method == "slsg" and model.geometry.imagesize == (96, 96) and model.geometry.interpolation == "lanczos"
+    images = np.random.default_rng(0).integers(0, 256, (2, 96, 96, 3), dtype=np.uint8)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)
+    x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        want = torch.softmax(net(x)[0], 1)[:, 1].numpy()
+    scores, maps, anomalous = model.run(images)
+    assert np.abs(maps - want).max() < 1e-2 and not anomalous.any()  # independent forward; ties may flip (docs)
+    assert np.median(np.abs(maps - want)) < 1e-5
+    assert np.abs(scores - np.sort(want.reshape(2, -1), 1)[:, -100:].mean(1)).max() < 1e-2

@@ -122,3 +122,26 @@ def test_source_hash_of_a_checkpoint_file(tmp_path):
     assert info["metadata"]["source_sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
     assert info["metadata"]["threshold"] == "none" and info["parity"]["map"] < TOLERANCE
     assert ckpt.BEST_PATTERN.search(file.name)
+
+
+@pytest.mark.parametrize("length,size", [(4608, 1024), (1152, 1024), (360, 64), (2048, 1024), (7, 3)])
+def test_exportable_channel_pool_equals_adaptive_avg_pool(length, size):
+    from deploy.graph import ChannelPool
+    from glass.embed import adaptive_mean
+
+    x = torch.randn(2, length, 5)
+    want = adaptive_mean(x.transpose(1, 2), size).transpose(1, 2)
+    got = ChannelPool(length, size)(x)
+    assert got.shape == (2, size, 5) and torch.allclose(got, want, rtol=0, atol=1e-6)
+
+
+def test_map_matrices_equal_upsampling_and_gaussian():
+    from deploy.graph import gaussian_matrix, upsampling_matrix
+    from glass.inference import scores_and_maps
+
+    patch = torch.rand(3, 9, 7, dtype=torch.float32)
+    scores, maps = scores_and_maps(patch.reshape(-1), 3, (9, 7), (40, 30))
+    rows = (gaussian_matrix(40) @ upsampling_matrix(9, 40)).float()
+    cols = (gaussian_matrix(30) @ upsampling_matrix(7, 30)).float()
+    assert torch.allclose(rows @ patch @ cols.T, maps, rtol=0, atol=1e-6)
+    assert torch.equal(scores, patch.flatten(1).amax(1))

@@ -319,7 +319,7 @@ def score_folder(model: ExportedModel, spec: str, output: str | Path, batch_size
             _write_picture(output / "overlays" / rel.with_suffix(".png"), Image.fromarray(picture), "PNG")
             if save_maps:
                 _write_picture(output / "maps" / rel.with_suffix(".tiff"),
-                               Image.fromarray(np.asarray(anomaly_map, np.float32), mode="F"), "TIFF")
+                               Image.fromarray(np.asarray(anomaly_map, np.float32)), "TIFF")
             rows.append({"image": str(path), "score": float(score), "threshold": threshold, "anomalous": decision})
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["image", "score", "threshold", "anomalous"], lineterminator="\n")

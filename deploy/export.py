@@ -220,7 +220,8 @@ def slsg_tie_gaps(method, preprocessing, images: np.ndarray) -> np.ndarray:
         qn = F.normalize(q.squeeze(-1).transpose(1, 2), p=2.0, dim=-1)
         ranked = (qn @ qn.transpose(2, 1) + block.relative_pos).sort(dim=-1, descending=True).values
     kept = range(0, knn.k * knn.dilation, knn.dilation)
-    gaps = [ranked[..., r] - ranked[..., r + 1] for r in kept] + [ranked[..., r - 1] - ranked[..., r] for r in kept if r]
+    gaps = [ranked[..., r] - ranked[..., r + 1] for r in kept]
+    gaps += [ranked[..., r - 1] - ranked[..., r] for r in kept if r]
     return torch.stack(gaps, -1).flatten(1).amin(1).numpy()
 
 

@@ -191,7 +191,8 @@ def test_cli_exports_an_slsg_file_without_method_flag(tmp_path):
     assert model.method == "slsg" and model.geometry.imagesize == (96, 96) and model.geometry.interpolation == "lanczos"
     images = np.random.default_rng(0).integers(0, 256, (2, 96, 96, 3), dtype=np.uint8)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)
-    x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
     with torch.no_grad():
         want = torch.softmax(net(x)[0], 1)[:, 1].numpy()
     scores, maps, anomalous = model.run(images)

@@ -132,6 +132,9 @@ def test_cli_predict_and_info_with_exported_model(trained, tmp_path, capsys):
     assert main.main(["--test", "predict", "--checkpoint", str(root / "model.onnx"), "--input", str(folder),
                       "--output", str(out), "--save_maps"]) == 0
     _same_predictions(_rows(out), _rows(torch_out))
+    assert (out / "report.html").is_file() and "overlays/" in (out / "report.html").read_text()
+    overlays = sorted(p.relative_to(out) for p in (out / "overlays").rglob("*.png"))
+    assert overlays == sorted(p.relative_to(torch_out) for p in (torch_out / "overlays").rglob("*.png"))
     tiff = next((out / "maps").rglob("*.tiff"))
     assert np.asarray(Image.open(tiff)).dtype == np.float32
     capsys.readouterr()
@@ -194,6 +197,14 @@ def test_bad_input_is_one_error_line(trained, tmp_path, capsys):
         (["--test", "export", "--checkpoint", str(ckpt), "--format", "openvino", "--output",
           str(tmp_path / "m.onnx")], "--output"),
         (["--test", "info", "--checkpoint", str(ckpt)], "--checkpoint"),
+        (["--test", "export", "--checkpoint", str(ckpt), "--precision", "bf16", "--output", str(tmp_path / "m.xml")],
+         "--precision"),
+        (["--test", "export", "--checkpoint", str(ckpt), "--precision", "fp16", "--output", str(tmp_path / "m.onnx")],
+         "--precision"),
+        (["--test", "export", "--checkpoint", str(ckpt), "--method", "slsg", "--output", str(tmp_path / "m.onnx")],
+         "--method"),
+        (["--test", "predict", "--checkpoint", str(root / "model.onnx"), "--method", "slsg", "--input", str(folder),
+          "--output", str(tmp_path / "p")], "--method"),
         (["--test", "predict", "--checkpoint", str(tmp_path / "missing.onnx"), "--input", str(folder)],
          "--checkpoint"),
     ]

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runner.cli import parse  # noqa: E402
+from runner.cli import parse as parse_flags  # noqa: E402
 from runner.deploy.export import TIE_GAP, export_method, slsg_tie_gaps, torch_predict  # noqa: E402
 from runner.deploy.infer import ExportedModel  # noqa: E402
 
@@ -40,7 +40,7 @@ def build(case: str):
     name, flags = CASES[case]
     from runner.registry import method_class
 
-    config = parse(["--method", name, *flags]).config
+    config = parse_flags(["--method", name, *flags]).config
     method = method_class(name).build(config, torch.device("cpu"), "bench")
     getattr(method, "model", getattr(method, "net", None)).eval()
     return method, method.preprocessing(train=False)

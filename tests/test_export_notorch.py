@@ -174,7 +174,8 @@ def test_helper_preprocessing_equals_training(tmp_path):
         path = tmp_path / name
         image.save(path)
         for max_side in (64, 100):
-            assert np.array_equal(np.asarray(infer.read_rgb(path, max_side)), np.asarray(read_rgb(path, max_side))), name
+            got, want = infer.read_rgb(path, max_side), read_rgb(path, max_side)
+            assert np.array_equal(np.asarray(got), np.asarray(want)), name
 
 
 def test_jet_colours_equal_opencv():

@@ -36,7 +36,9 @@ def build_parser(method: str | None = "glass") -> argparse.ArgumentParser:
                              "override the recorded ones)")
     common.add_argument("--test", default="ckpt", choices=TEST_MODES,
                         help="ckpt: train (resuming an interrupted run) then evaluate; test: evaluate the "
-                             "checkpoints under --results_path; predict: score --input images with --checkpoint")
+                             "checkpoints under --results_path; predict: score --input images with --checkpoint "
+                             "(also an exported .onnx/.xml); export: --checkpoint to --output .onnx/.xml "
+                             "(docs/deploy.md); info: print an exported model's metadata")
     common.add_argument("--dataset", default="mvtec",
                         help="mvtec | visa | mpdd | wfdd | mad-man | mad-sys | loco | folder")
     common.add_argument("--datapath", help="dataset root (the folder that holds the class folders)")
@@ -54,7 +56,8 @@ def build_parser(method: str | None = "glass") -> argparse.ArgumentParser:
     common.add_argument("--threads", type=int, default=0,
                         help="intra-op CPU threads (0 = the CPUs this process may use: affinity and cgroup quota; under torchrun shared evenly among a machine's ranks)")
     common.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                        help="backbone arithmetic: fp32 (the reference) or autocast bf16/fp16 (faster on GPUs)")
+                        help="backbone arithmetic: fp32 (the reference) or autocast bf16/fp16 (faster on GPUs); "
+                             "--test export --format openvino: fp16 stores fp16 weights (bf16 not offered)")
     common.add_argument("--compile", type=int, choices=(0, 1), default=0,
                         help="1: torch.compile the GLASS discriminator/ascent step (falls back with a warning)")
     common.add_argument("--cudnn_benchmark", type=int, choices=(0, 1), default=0,
@@ -70,7 +73,10 @@ def build_parser(method: str | None = "glass") -> argparse.ArgumentParser:
     common.add_argument("--heatmaps", type=int, default=1, help="1: write heat-map PNGs of the test set")
     common.add_argument("--checkpoint", help="a checkpoint file (or folder) to evaluate / predict with")
     common.add_argument("--input", help="--test predict: an image, a folder (searched recursively) or a glob")
-    common.add_argument("--output", default="results/predictions", help="--test predict: where results go")
+    common.add_argument("--output", default="results/predictions",
+                        help="--test predict: where results go; --test export: the .onnx / .xml file")
+    common.add_argument("--format", choices=("onnx", "openvino"), default=None,
+                        help="--test export: onnx (.onnx) or openvino (.xml + .bin); default: from --output's suffix")
     common.add_argument("--threshold", type=float, default=None,
                         help="--test predict: decision threshold (default: the one stored at training time)")
     common.add_argument("--holdout", type=float, default=0.1,
@@ -107,7 +113,7 @@ def _given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> dict:
 
 
 def _pick_method(argv: list[str], recorded: dict) -> str:
-    """--method, else the recorded run's, else (for --test predict) the checkpoint's, else glass."""
+    """--method, else the recorded run's, else (for --test predict / export) the checkpoint's, else glass."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--method")
     pre.add_argument("--test")
@@ -120,9 +126,12 @@ def _pick_method(argv: list[str], recorded: dict) -> str:
         return recorded["method"]
     test = known.test or recorded.get("test")
     checkpoint = known.checkpoint or recorded.get("checkpoint")
-    if test == "predict" and checkpoint and Path(checkpoint).exists():
+    if test in ("predict", "export") and checkpoint and Path(checkpoint).exists():
+        from runner.deploy.cli import is_exported
         from runner.stored_model import detect_method
 
+        if is_exported(checkpoint):  # an exported model: runner.deploy reads its method from its metadata
+            return "glass"
         return detect_method(Path(checkpoint))
     return "glass"
 
@@ -169,6 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         invocation = parse(argv)
+        from runner.deploy.cli import run_deploy, wants_deploy
+
+        if wants_deploy(invocation.options):  # export / info / predict with a .onnx or .xml: never read as torch
+            from common.threads import apply as apply_threads
+
+            apply_threads(invocation.options.threads)  # fp32 arithmetic: --precision means the export's weights
+            return run_deploy(invocation)
         apply_process_settings(invocation.options)
         if invocation.options.test == "predict":
             from runner.predict import run_predict

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 from common.errors import UserError
 
-TEST_MODES = ("ckpt", "test", "predict")
+TEST_MODES = ("ckpt", "test", "predict", "export", "info")
 
 
 @dataclass
@@ -29,6 +29,7 @@ class RunOptions:
     checkpoint: str | None = None
     input: str | None = None
     output: str = "results/predictions"
+    format: str | None = None  # --test export: onnx | openvino (default: from --output's suffix)
     threshold: float | None = None
     holdout: float = 0.1
     retrain: bool = False
@@ -50,6 +51,8 @@ class RunOptions:
             raise UserError(f"--threads must be >= 0 (0 = automatic), got {self.threads}")
         if not math.isfinite(self.max_eval_ram_mb) or self.max_eval_ram_mb < 0:
             raise UserError(f"--max_eval_ram_mb must be a finite number >= 0, got {self.max_eval_ram_mb}")
+        if self.format not in (None, "onnx", "openvino"):
+            raise UserError(f"--format: choose onnx or openvino, got {self.format!r}")
         if self.num_workers < 0:
             raise UserError(f"--num_workers must be >= 0, got {self.num_workers}")
 

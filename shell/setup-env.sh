@@ -19,7 +19,7 @@ fi
 
 STAMP_DIR="$("$PY" -c 'import sys; print(sys.prefix)')"
 STAMP="$STAMP_DIR/.anomaly-toolkit-$(basename "$REQ_FILE").sha256"
-WANT="$(cat "$REQ_FILE" "$REPO/requirements.txt" | sha256sum | cut -d' ' -f1)"
+WANT="$(cat "$REQ_FILE" "$REPO"/requirements*.txt | sha256sum | cut -d' ' -f1)"
 if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
   echo "[setup] installing $(basename "$REQ_FILE") (first run: a few minutes; PyTorch comes from the local disk)"
   "$PY" -m pip install --disable-pip-version-check -q -r "$REQ_FILE" 2>&1 | grep -v "is ignored: it is neither" || true

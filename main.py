@@ -344,7 +344,9 @@ def _run(args, argv) -> int:
     if not Path(args.datapath).is_dir():
         raise UserError(f"--datapath: folder not found: {args.datapath}")
     if args.test == "ckpt" and getattr(args, "augpath", None) is None and getattr(method_cls, "needs_augpath", True):
-        raise UserError("--augpath is required for training (a texture folder such as <dtd>/images)")
+        from datasets.offline_textures import AUGPATH_HINT
+
+        raise UserError(f"--augpath is required for training (a texture folder for anomaly synthesis): {AUGPATH_HINT}")
     if args.test == "ckpt" and args.augpath and not Path(args.augpath).is_dir():
         raise UserError(f"--augpath: folder not found: {args.augpath}")
     available = datasets.list_classes(args.dataset, args.datapath)

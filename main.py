@@ -74,6 +74,11 @@ def build_parser(method: str | None) -> argparse.ArgumentParser:
                         help="share of good training images held out for the threshold when there is no test set")
     common.add_argument("--retrain", action="store_true",
                         help="with --test ckpt: start over even if an interrupted run's checkpoint exists")
+    common.add_argument("--keep_aspect", type=int, default=0, choices=(0, 1),
+                        help="1: fit the whole image inside the input and pad (nothing cropped); 0: the reference")
+    common.add_argument("--tile", type=int, default=0,
+                        help="train on and score SIZE x SIZE tiles of large images, maps stitched (0: off)")
+    common.add_argument("--tile_overlap", type=int, default=0, help="overlap of neighbouring tiles in pixels")
     if method:
         try:
             method_cls = _method_class(method)
@@ -242,6 +247,7 @@ def plan_class(args, method_cls, cls_name: str) -> ClassPlan:
 
 def run_class(args, method_cls, device, plan: ClassPlan) -> dict:
     import datasets
+    from datasets.tiling import maybe_tiled
     from common.deployment import f1_max_threshold, held_out_threshold, write_deployment
     from common.errors import UserError
     from common.seed import fix_seeds
@@ -251,6 +257,7 @@ def run_class(args, method_cls, device, plan: ClassPlan) -> dict:
     name = f"{args.dataset}_{cls_name}"
     model = method_cls.from_args(args, device, cls_name)
     ckpt_dir = method_cls.checkpoint_dir(Path(args.results_path), checkpoint_dataset(args.dataset), cls_name)
+    model = maybe_tiled(model, args, plan.train, plan.test, Path(args.results_path) / "tiles" / name)
     pre = model.preprocessing(train=False)
     test_set = datasets.TestDataset(plan.test, pre, gt_rule=args.gt_rule, root=args.datapath) if plan.test else None
     test_loader = _loader(test_set, args.batch_size, args.num_workers) if test_set else None

@@ -149,7 +149,7 @@ class GlassMethod:
         backbone = self.net.backbone
         distribution = self.args.distribution if train else 0
         return glass_preprocessing(self.cls_name, self.args.resize, self.args.imagesize, backbone.mean, backbone.std,
-                                   distribution)
+                                   distribution, keep_aspect=bool(getattr(self.args, "keep_aspect", 0)))
 
     def train_config(self) -> TrainConfig:
         a = self.args

@@ -79,6 +79,12 @@ def build_parser(method: str | None) -> argparse.ArgumentParser:
     common.add_argument("--tile", type=int, default=0,
                         help="train on and score SIZE x SIZE tiles of large images, maps stitched (0: off)")
     common.add_argument("--tile_overlap", type=int, default=0, help="overlap of neighbouring tiles in pixels")
+    common.add_argument("--select", choices=("test", "val", "last"), default="test",
+                        help="which epoch is kept: best on the test set (reference), best on held-out good images "
+                             "+ synthetic anomalies (no test label read), or the last")
+    common.add_argument("--val_share", type=float, default=0.2, help="--select val: share of good images held out")
+    common.add_argument("--val_anomalies", type=int, default=1,
+                        help="--select val: synthetic anomalies per held-out image")
     if method:
         try:
             method_cls = _method_class(method)
@@ -248,6 +254,7 @@ def plan_class(args, method_cls, cls_name: str) -> ClassPlan:
 def run_class(args, method_cls, device, plan: ClassPlan) -> dict:
     import datasets
     from datasets.tiling import maybe_tiled
+    from selection import prepare_selection
     from common.deployment import f1_max_threshold, held_out_threshold, write_deployment
     from common.errors import UserError
     from common.seed import fix_seeds
@@ -267,13 +274,17 @@ def run_class(args, method_cls, device, plan: ClassPlan) -> dict:
         _remove_stale_temporaries(ckpt_dir)
         evaluate = (lambda m: compute_metrics(predict_dataset(m, test_loader, "eval"), full=False)) \
             if test_loader is not None else None
-        record = model.fit(plan.train, ckpt_dir, evaluate) or {}
+        selection = prepare_selection(args, model, plan.train, evaluate, lambda m, validation: compute_metrics(
+            predict_dataset(m, _loader(validation, args.batch_size, 0), "val"), full=False))
+        record = model.fit(selection.train, ckpt_dir, selection.evaluate) or {}
     source = Path(args.checkpoint) if args.checkpoint else ckpt_dir
     if not source.exists():
         raise UserError(f"--test test: no checkpoint for {name} at {source}; train first with --test ckpt "
                         f"or pass --checkpoint FILE")
     info = model.load(source, which="best")
     row: dict = {"best_epoch": info.get("epoch", record.get("best_epoch"))}
+    if args.test == "ckpt":
+        row["selected_by"] = selection.rule
     threshold, rule = None, "none"
     if test_loader is None:
         row["last_epoch"] = record.get("last_epoch", row["best_epoch"])

@@ -3,7 +3,6 @@ and no test label is read when selecting on it."""
 from __future__ import annotations
 
 import csv
-import shutil
 from pathlib import Path
 
 import numpy as np

@@ -59,3 +59,41 @@ def load_fg_mask(path: str | os.PathLike, preprocessing: Preprocessing) -> torch
         return torch.ones_like(fg)
     return fg
 
+
+
+def generate_fg_masks(dataset: str, datapath: str | os.PathLike, classes: Sequence[str] | None = None,
+                      kind: str = "auto", log=print) -> dict[str, str]:
+    """Write ``<datapath>/fg_mask/<class>/<file>`` for every training image of ``classes`` (default: all) by the
+    binarisation of ``datasets.fgmask``; returns {class: "object"|"texture"}. Masks are 0/255 PNG data stored under
+    the training image's own file name (a ``.jpg`` name holds PNG data: lossless, and readers go by content)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from common.atomic import atomic_write_bytes
+    from datasets.fgmask import KINDS, class_masks
+    from datasets.image_io import read_rgb
+    from datasets.registry import list_classes, load_samples
+
+    if kind not in KINDS:
+        raise UserError(f"--kind: unknown kind {kind!r}; choose from {', '.join(KINDS)}")
+    available = list_classes(dataset, datapath)
+    chosen = list(classes) if classes else available
+    unknown = [c for c in chosen if c not in available]
+    if unknown:
+        raise UserError(f"--classes: unknown class(es) {', '.join(unknown)} under {datapath}; "
+                        f"available: {', '.join(available)}")
+    kinds = {}
+    for cls in chosen:
+        samples = load_samples(dataset, datapath, cls, "train")
+        images = [np.asarray(read_rgb(s.image_path)) for s in samples]
+        masks, decision = class_masks(images, kind)  # type: ignore[arg-type]
+        for sample, mask in zip(samples, masks):
+            buffer = io.BytesIO()
+            Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(buffer, format="PNG")
+            atomic_write_bytes(fg_mask_path(datapath, cls, sample.image_path), buffer.getvalue())
+        kinds[cls] = decision.kind
+        log(f"{cls}: {decision.kind} ({decision.reason}); {len(masks)} masks in "
+            f"{Path(datapath).absolute() / FG_FOLDER / cls}")
+    return kinds

@@ -51,6 +51,8 @@ class Preprocessing:
     resize: int = the shorter side becomes ``resize`` (the longer ``int(resize * long / short)``, as torchvision);
         (H, W) = an exact resize. ``square=True`` turns an int into (resize, resize) (GLASS judge mode, SLSG).
     imagesize: centre-crop size, int (square) or (H, W); zero padding if the resized image is smaller (torchvision).
+    keep_aspect: ignore ``resize``; scale the image to fit inside ``imagesize`` keeping its aspect ratio and pad the
+        rest with zeros (black), centred, so nothing is cropped (``--keep_aspect 1``).
     mean, std: per-channel normalisation of the [0, 1] image.
     interpolation: image filter (``bilinear`` GLASS, ``lanczos`` SLSG); masks are always resized bilinearly.
     """
@@ -61,6 +63,7 @@ class Preprocessing:
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: str = "bilinear"
     square: bool = False
+    keep_aspect: bool = False
 
     def __post_init__(self) -> None:
         resize = _pair(self.resize, "resize")
@@ -69,6 +72,7 @@ class Preprocessing:
         object.__setattr__(self, "resize", resize)
         object.__setattr__(self, "imagesize", _pair(self.imagesize, "imagesize"))
         object.__setattr__(self, "square", bool(self.square))
+        object.__setattr__(self, "keep_aspect", bool(self.keep_aspect))
         for name in ("mean", "std"):
             values = tuple(float(v) for v in getattr(self, name))
             if len(values) != 3:
@@ -87,6 +91,10 @@ class Preprocessing:
 
     def resized_size(self, width: int, height: int) -> tuple[int, int]:
         """(W, H) after the resize step for an input of ``width`` x ``height``."""
+        if self.keep_aspect:
+            out_h, out_w = self.output_shape
+            scale = min(out_w / width, out_h / height)
+            return max(1, min(out_w, round(width * scale))), max(1, min(out_h, round(height * scale)))
         if not isinstance(self.resize, int):
             return self.resize[1], self.resize[0]
         short, long = (width, height) if width <= height else (height, width)
@@ -137,7 +145,7 @@ class Preprocessing:
     def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
         if not isinstance(data, dict):
             raise UserError(f"stored preprocessing is not a mapping: {data!r}")
-        known = {"resize", "imagesize", "mean", "std", "interpolation", "square"}
+        known = {"resize", "imagesize", "mean", "std", "interpolation", "square", "keep_aspect"}
         missing = {"resize", "imagesize"} - set(data)
         if missing:
             raise UserError(f"stored preprocessing lacks {', '.join(sorted(missing))}: {data!r}")
@@ -165,12 +173,16 @@ def _center_crop(pil: Image.Image, shape: tuple[int, int]) -> Image.Image:
 
 
 def glass_preprocessing(cls: str, resize: int, imagesize: int, mean: Sequence[float] = IMAGENET_MEAN,
-                        std: Sequence[float] = IMAGENET_STD, distribution: int = 0) -> Preprocessing:
+                        std: Sequence[float] = IMAGENET_STD, distribution: int = 0, keep_aspect: bool = False
+                        ) -> Preprocessing:
     """The reference GLASS transform for one class.
 
     ``distribution == 1`` (judge mode, train set only in the reference): exact ``resize x resize``, no class rule.
     Otherwise the shorter side goes to ``resize``, except for toothbrush and wood, which go to
-    ``round(imagesize * 329 / 288)`` (329 at 288; the reference derives it from ``imagesize``, not ``resize``)."""
+    ``round(imagesize * 329 / 288)`` (329 at 288; the reference derives it from ``imagesize``, not ``resize``).
+    ``keep_aspect``: fit inside ``imagesize`` and pad instead (no class rule, nothing cropped)."""
+    if keep_aspect:
+        return Preprocessing(imagesize, imagesize, tuple(mean), tuple(std), "bilinear", keep_aspect=True)
     if distribution == 1:
         return Preprocessing(resize, imagesize, tuple(mean), tuple(std), "bilinear", square=True)
     if cls in GLASS_LARGE_RESIZE_CLASSES:
@@ -180,9 +192,10 @@ def glass_preprocessing(cls: str, resize: int, imagesize: int, mean: Sequence[fl
 
 
 def slsg_preprocessing(size: int = 256, mean: Sequence[float] = IMAGENET_MEAN,
-                       std: Sequence[float] = IMAGENET_STD) -> Preprocessing:
-    """The SLSG transform: squash to ``size x size`` with PIL LANCZOS (aspect not kept), no crop."""
-    return Preprocessing(size, size, tuple(mean), tuple(std), "lanczos", square=True)
+                       std: Sequence[float] = IMAGENET_STD, keep_aspect: bool = False) -> Preprocessing:
+    """The SLSG transform: squash to ``size x size`` with PIL LANCZOS (aspect not kept), no crop; ``keep_aspect``:
+    fit inside ``size x size`` and pad instead."""
+    return Preprocessing(size, size, tuple(mean), tuple(std), "lanczos", square=True, keep_aspect=keep_aspect)
 
 
 def binarize_gt(mask: torch.Tensor, rule: str = "half") -> torch.Tensor:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import ClassVar
 
 from common.errors import UserError
+from datasets.tiling import check_tiling
 
 DEFAULT_BACKBONE = "wideresnet50"
 DEFAULT_LAYERS = ("layer2", "layer3")
@@ -56,13 +57,16 @@ class GlassConfig:
     seed: int = 0
     num_workers: int = 0
     tensorboard: int = 1  # event files in <checkpoint folder>/tb (shared flag --tensorboard)
+    keep_aspect: int = 0  # shared flags (runner/cli.py): fit and pad instead of the centre crop
+    tile: int = 0  # train on and score tile x tile crops of large images (0: off)
+    tile_overlap: int = 0
 
     # Settings that define the trained model (its weights, input or training run); the rest may differ later.
     MODEL_FIELDS: ClassVar[tuple[str, ...]] = (
         "backbone_names", "layers_to_extract_from", "pretrain_embed_dimension", "target_embed_dimension",
         "patchsize", "dsc_layers", "dsc_hidden", "pre_proj", "mining", "noise", "radius", "p", "lr", "step",
         "limit", "center_mean", "distribution", "mean", "std", "fg", "rand_aug", "resize", "imagesize",
-        "downsampling", "seed", "bn_probe")
+        "downsampling", "seed", "bn_probe", "keep_aspect", "tile", "tile_overlap")
 
     def __post_init__(self) -> None:
         self.backbone_names = list(self.backbone_names or [DEFAULT_BACKBONE])
@@ -94,6 +98,7 @@ class GlassConfig:
             raise UserError(f"--embedding_cache must be >= 0 (GiB), got {self.embedding_cache}")
         if self.downsampling is not None and self.downsampling < 1:
             raise UserError(f"--downsampling must be >= 1, got {self.downsampling}")
+        check_tiling(self.tile, self.tile_overlap)
 
     @classmethod
     def from_flags(cls, flags: dict) -> "GlassConfig":

@@ -82,7 +82,7 @@ class GlassMethod:
         backbone = self.net.backbone
         distribution = self.config.distribution if train else 0
         return glass_preprocessing(self.cls_name, self.config.resize, self.config.imagesize, backbone.mean,
-                                   backbone.std, distribution)
+                                   backbone.std, distribution, keep_aspect=bool(self.config.keep_aspect))
 
     def train_config(self) -> TrainConfig:
         a = self.config

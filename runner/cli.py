@@ -10,7 +10,7 @@ from pathlib import Path
 
 from common.errors import UserError
 from common.threads import usable_cpus
-from runner.options import TEST_MODES, RunOptions
+from runner.options import SELECT_RULES, TEST_MODES, RunOptions
 from runner.registry import METHODS, method_class
 
 WRITE_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EPERM, errno.EDQUOT}
@@ -83,6 +83,19 @@ def build_parser(method: str | None = "glass") -> argparse.ArgumentParser:
                         help="share of good training images held out for the threshold when there is no test set")
     common.add_argument("--retrain", action="store_true",
                         help="with --test ckpt: start over even if an interrupted run's checkpoint exists")
+    common.add_argument("--keep_aspect", type=int, default=0, choices=(0, 1),
+                        help="1: fit the whole image inside the input and pad (nothing cropped); 0: the reference "
+                             "(a setting of the model: stored with it)")
+    common.add_argument("--tile", type=int, default=0,
+                        help="train on and score SIZE x SIZE tiles of large images, maps stitched (0: off; a "
+                             "setting of the model)")
+    common.add_argument("--tile_overlap", type=int, default=0, help="overlap of neighbouring tiles in pixels")
+    common.add_argument("--select", choices=SELECT_RULES, default="test",
+                        help="which epoch is kept: best on the test set (reference), best on held-out good images "
+                             "+ synthetic anomalies (no test label read), or the last")
+    common.add_argument("--val_share", type=float, default=0.2, help="--select val: share of good images held out")
+    common.add_argument("--val_anomalies", type=int, default=1,
+                        help="--select val: synthetic anomalies per held-out image")
     from runner.scale_options import add_arguments as add_scale_out_arguments
 
     add_scale_out_arguments(parser)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from common.errors import UserError
 
 TEST_MODES = ("ckpt", "test", "predict", "export", "info")
+SELECT_RULES = ("test", "val", "last")  # which epoch is kept (runner/selection.py)
 
 
 @dataclass
@@ -38,6 +39,9 @@ class RunOptions:
     compile: int = 0
     cudnn_benchmark: int = 0
     max_eval_ram_mb: float = 1024.0
+    select: str = "test"
+    val_share: float = 0.2
+    val_anomalies: int = 1
     method_given: bool = False  # --method was on the command line (predict then checks it against the checkpoint)
 
     def __post_init__(self) -> None:
@@ -55,6 +59,12 @@ class RunOptions:
             raise UserError(f"--format: choose onnx or openvino, got {self.format!r}")
         if self.num_workers < 0:
             raise UserError(f"--num_workers must be >= 0, got {self.num_workers}")
+        if self.select not in SELECT_RULES:
+            raise UserError(f"--select: unknown rule {self.select!r}; choose from {', '.join(SELECT_RULES)}")
+        if not math.isfinite(self.val_share) or not 0 < self.val_share < 1:
+            raise UserError(f"--val_share must be a share in (0, 1), got {self.val_share}")
+        if self.val_anomalies < 1:
+            raise UserError(f"--val_anomalies must be >= 1, got {self.val_anomalies}")
 
     @classmethod
     def from_flags(cls, flags: dict) -> "RunOptions":

@@ -30,6 +30,7 @@ from common.atomic import atomic_write_bytes, atomic_write_image, atomic_write_t
 from common.errors import UserError
 from common.output_names import output_stems
 from datasets.image_io import IMAGE_EXTENSIONS, read_rgb, to_rgb
+from datasets.tiling import maybe_tiled
 from runner.registry import method_class
 from runner.report import write_predict_report
 from runner.results import denormalize, heatmap_panel
@@ -49,7 +50,7 @@ class Detector:
 
     def read(self, image) -> Image.Image:
         """A path, PIL image or array as the RGB image the model sees (the training reader's conversions)."""
-        max_side = MAX_DECODE_SIDE_FACTOR * int(self.preprocessing.imagesize)
+        max_side = MAX_DECODE_SIDE_FACTOR * max(self.preprocessing.output_shape)  # (H, W) inputs: tiled models
         if isinstance(image, (str, Path)):
             return read_rgb(image, max_side=max_side)
         return to_rgb(image, max_side=max_side)
@@ -92,6 +93,8 @@ def load(checkpoint: str | Path, method: str | None = None, device: str | torch.
     cls_name = (stored or {}).get("class_name") or _class_from_path(checkpoint)
     model = method_cls.build(config, torch.device(device), cls_name, (stored or {}).get("dataset") or "mvtec")
     model.load(checkpoint, which="best")
+    # a model trained on tiles scores tile by tile; the stored preprocessing is its whole-image scaling
+    model = maybe_tiled(model, config.tile, config.tile_overlap)
     if stored and stored.get("preprocessing"):
         from datasets.preprocess import Preprocessing
 

@@ -20,7 +20,8 @@ from common.atomic import atomic_save_npz, atomic_write_bytes, atomic_write_imag
 
 # The reference's columns first, in the reference's order, so that old CSVs compare one to one.
 REFERENCE_COLUMNS = ["image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "pixel_pro", "best_epoch"]
-EXTRA_COLUMNS = ["au_pro", "last_epoch", "last_image_auroc", "last_pixel_auroc", "last_au_pro"]
+EXTRA_COLUMNS = ["au_pro", "last_epoch", "last_image_auroc", "last_pixel_auroc", "last_au_pro", "selected_by"]
+TEXT_COLUMNS = {"selected_by"}  # which rule kept the epoch (--select): text, not averaged
 LOCO_COLUMNS = ["image_auroc_logical", "image_auroc_structural", "au_spro_logical", "au_spro_structural",
                 "au_spro_mean"]
 
@@ -63,6 +64,9 @@ def write_results_csv(path: Path, rows: dict[str, dict]) -> Path:
         writer.writerow([name, *(_format(row.get(c)) for c in columns)])
     means = []
     for column in columns:
+        if column in TEXT_COLUMNS:
+            means.append("")
+            continue
         values = [float(row[c]) for row in rows.values() for c in [column]
                   if row.get(c) is not None and not (isinstance(row[c], float) and math.isnan(row[c]))]
         means.append(repr(float(np.mean(values))) if values else "")
@@ -80,7 +84,8 @@ def read_results_csv(path: Path) -> dict[str, dict]:
             name = row.pop("Row Names")
             if name == "Mean":
                 continue
-            rows[name] = {k: _number(v) for k, v in row.items()}
+            rows[name] = {k: (v if k in TEXT_COLUMNS and v not in ("", None) else _number(v))
+                          for k, v in row.items()}
         return rows
 
 

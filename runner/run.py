@@ -16,6 +16,7 @@ from common.device import apply_cuda_settings, pick_device
 from common.errors import UserError
 from common.locking import exclusive, hold_model_folder
 from common.seed import fix_seeds
+from datasets.tiling import maybe_tiled
 from runner.cli import Invocation
 from runner.deployment import f1_max_threshold, held_out_threshold, write_deployment, HELD_OUT_QUANTILE
 from runner.evaluation import compute_metrics, loader, predict_dataset
@@ -26,6 +27,7 @@ from common.tensorboard_log import log_final
 from runner.registry import method_class
 from runner.report import dataset_images, write_class_data, write_report
 from runner.results import read_results_csv, write_results_csv
+from runner.selection import check_selection, prepare_selection
 from runner.stored_model import reconcile, stored_description
 
 
@@ -47,12 +49,14 @@ class Threshold:
 
 
 def check_paths(options: RunOptions, method_cls) -> None:
+    from datasets.offline_textures import AUGPATH_HINT
+
     if not options.datapath:
         raise UserError("--datapath is required (the dataset root)")
     if not Path(options.datapath).is_dir():
         raise UserError(f"--datapath: folder not found: {options.datapath}")
     if options.test == "ckpt" and options.augpath is None and method_cls.needs_augpath:
-        raise UserError("--augpath is required for training (a texture folder such as <dtd>/images)")
+        raise UserError(f"--augpath is required for training (a texture folder for anomaly synthesis): {AUGPATH_HINT}")
     if options.test == "ckpt" and options.augpath and not Path(options.augpath).is_dir():
         raise UserError(f"--augpath: folder not found: {options.augpath}")
 
@@ -61,6 +65,7 @@ def run_all(invocation: Invocation, argv: list[str]) -> int:
     options = invocation.options
     method_cls = method_class(options.method)
     check_paths(options, method_cls)
+    check_selection(options, invocation.config.tile)
     classes = selected_classes(options)
     plans = [plan_class(options, method_cls, invocation.config, c) for c in classes]  # bad input fails here
     ctx = RunContext(options, invocation.config, method_cls, pick_device(options.gpu), invocation.given)
@@ -89,7 +94,7 @@ def run_class(ctx: RunContext, plan: ClassPlan) -> dict:
     options = ctx.options
     ckpt = ctx.method_cls.checkpoint_path(Path(options.results_path), options.checkpoint_dataset, plan.name)
     source = Path(options.checkpoint) if options.checkpoint else ckpt
-    model = build_model(ctx, plan.name, source)
+    model = build_model(ctx, plan, source)
     pre = model.preprocessing(train=False)
     test_set = datasets.TestDataset(plan.test, pre, gt_rule=options.gt_rule, root=options.datapath) \
         if plan.test else None
@@ -106,32 +111,45 @@ def run_class(ctx: RunContext, plan: ClassPlan) -> dict:
     else:
         row, threshold = evaluate_on_test_set(ctx, model, plan, test_set, test_loader, source, best_epoch,
                                               record.get("epochs"))
+    if options.test == "ckpt":
+        row["selected_by"] = record.get("selected_by")
     log_final(ckpt, row, bool(ctx.config.tensorboard) and not options.checkpoint)
     if options.test == "ckpt":
         write_deployment(ckpt, model.description(), pre.to_dict(), threshold.value, threshold.rule)
     return row
 
 
-def build_model(ctx: RunContext, cls_name: str, checkpoint: Path):
+def build_model(ctx: RunContext, plan: ClassPlan, checkpoint: Path):
     """The method's model for one class; an existing model (resumed, re-evaluated or tested) keeps its stored
-    settings, and a flag that contradicts them is refused."""
+    settings, and a flag that contradicts them is refused. With ``--tile`` the model is seen through tiles
+    (``datasets.tiling.TiledModel``: trained on tiles under ``<results_path>/tiles``, whole images scored)."""
     fix_seeds(ctx.options.seed)
     apply_cuda_settings(ctx.device)  # after fix_seeds: --cudnn_benchmark
     config = ctx.config
     if not (ctx.options.test == "ckpt" and ctx.options.retrain) and checkpoint.exists():
         advice = "; --retrain starts over" if ctx.options.test == "ckpt" else ""
         config = reconcile(ctx.method_cls.config_class, config, ctx.given, stored_description(checkpoint), advice)
-    return ctx.method_cls.build(config, ctx.device, cls_name, ctx.options.dataset, ctx.options.augpath)
+    model = ctx.method_cls.build(config, ctx.device, plan.name, ctx.options.dataset, ctx.options.augpath)
+    cache = Path(ctx.options.results_path) / "tiles" / f"{ctx.options.dataset}_{plan.name}"
+    return maybe_tiled(model, config.tile, config.tile_overlap, list(plan.test) or list(plan.train), cache)
 
 
 def train(ctx: RunContext, model, plan: ClassPlan, ckpt: Path, test_loader) -> dict:
-    """Fit (resuming an interrupted run); the per-epoch selection evaluates on the test set when there is one."""
+    """Fit (resuming an interrupted run). ``--select`` decides what the per-epoch evaluation scores: the test set
+    (the reference), held-out good images + synthetic anomalies, or nothing (the last epoch is kept)."""
+    options = ctx.options
     remove_stale_temporaries(ckpt)
-    evaluate = None
+    on_test = None
     if test_loader is not None:
-        def evaluate(m):
+        def on_test(m):
             return compute_metrics(predict_dataset(m, test_loader, "eval"), full=False)
-    return model.fit(plan.train, ckpt, evaluate, retrain=ctx.options.retrain) or {}
+
+    def on_validation(m, validation):
+        return compute_metrics(predict_dataset(m, loader(validation, options.batch_size, 0), "val"), full=False)
+
+    selection = prepare_selection(options, model, plan.train, on_test, on_validation)
+    record = model.fit(selection.train, ckpt, selection.evaluate, retrain=options.retrain) or {}
+    return {**record, "selected_by": selection.rule}
 
 
 def remove_stale_temporaries(ckpt: Path) -> None:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
 from common.errors import UserError
+from datasets.tiling import check_tiling
 
 PRETRAIN_CHOICES = ("none", "inpaint", "inpaint+pos", "off", "on")
 MIN_IMAGESIZE = 96  # the graph needs (imagesize/16)^2 >= 27 nodes for its top-27 neighbours
@@ -40,10 +41,13 @@ class SlsgConfig:
     seed: int = 0
     num_workers: int = 0
     tensorboard: int = 1  # event files in <checkpoint folder>/tb (shared flag --tensorboard)
+    keep_aspect: int = 0  # shared flags (runner/cli.py): fit and pad instead of squashing
+    tile: int = 0  # train on and score tile x tile crops of large images (0: off)
+    tile_overlap: int = 0
 
     MODEL_FIELDS: ClassVar[tuple[str, ...]] = (
         "imagesize", "lr", "encoder_bn", "slsg_beta_fix", "pretrain", "pretrain_steps", "pretrain_lr",
-        "pretrain_batch_size", "pretrain_lambda_pos", "pretrain_grid", "seed")
+        "pretrain_batch_size", "pretrain_lambda_pos", "pretrain_grid", "seed", "keep_aspect", "tile", "tile_overlap")
 
     def __post_init__(self) -> None:
         self.pretrain = normalise_pretrain(self.pretrain)
@@ -62,6 +66,7 @@ class SlsgConfig:
                 raise UserError(f"--{flag} must be a positive finite number, got {value}")
         if not math.isfinite(self.pretrain_lambda_pos) or self.pretrain_lambda_pos < 0:
             raise UserError(f"--pretrain_lambda_pos must be a finite number >= 0, got {self.pretrain_lambda_pos}")
+        check_tiling(self.tile, self.tile_overlap)
 
     @classmethod
     def from_flags(cls, flags: dict) -> "SlsgConfig":

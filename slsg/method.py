@@ -59,7 +59,7 @@ class SLSGMethod:
     def preprocessing(self, train: bool):
         from datasets import slsg_preprocessing
 
-        return slsg_preprocessing(self.imagesize)
+        return slsg_preprocessing(self.imagesize, keep_aspect=bool(self.config.keep_aspect))
 
     def _train_images(self, train: Sequence) -> list[np.ndarray]:
         from datasets import read_rgb

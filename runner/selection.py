@@ -1,0 +1,60 @@
+"""Which epoch is kept (``--select test|val|last``) without changing the trainers: the rule only decides what the
+per-epoch ``evaluate`` callback scores.
+
+- ``test`` (default, the reference): the labelled test set; optimistic, kept for paper comparisons.
+- ``val``: a held-out share (``--val_share``) of the good training images plus, per image, ``--val_anomalies``
+  seeded synthetic anomalies from the method's own image-space synthesis (GLASS: LAS; SLSG: its simulator; each in
+  ``<method>/validation.py``); the trainers' usual key (image + pixel AUROC for GLASS, image AUROC for SLSG) is
+  computed on it. No test label is read.
+- ``last``: no per-epoch evaluation; the final epoch is the model.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from common.errors import UserError
+from runner.options import RunOptions
+
+# method name -> module with NAME and anomaly_maker(model, held) -> datasets.validation.AnomalyMaker
+ANOMALY_MAKERS = {"glass": "glass.validation", "slsg": "slsg.validation"}
+
+
+@dataclass
+class Selection:
+    train: list               # the images to train on (without the held-out ones under ``val``)
+    evaluate: Callable | None  # the per-epoch callback for ``fit`` (None: the last epoch is kept)
+    rule: str                 # what results.csv says selected the epoch
+
+
+def check_selection(options: RunOptions, tile: int) -> None:
+    """Refused before anything is written: combinations the rule cannot serve yet."""
+    if options.select == "val" and tile:
+        raise UserError("--select val with --tile is not supported yet (the validation anomalies are made on whole "
+                        "method inputs); use --select last")
+    if options.select == "val" and options.method not in ANOMALY_MAKERS:
+        raise UserError(f"--select val: no validation anomalies for --method {options.method}")
+
+
+def prepare_selection(options: RunOptions, model, train: Sequence, test_evaluate: Callable | None,
+                      score: Callable[[object, object], dict]) -> Selection:
+    """``test_evaluate``: the callback on the test set (or None without one); ``score(method, dataset)``: the
+    selection metrics of a method on a ``TestDataset``-like set (the caller's evaluation, ``full=False``)."""
+    if options.select == "last":
+        return Selection(list(train), None, "last")
+    if options.select == "test":
+        if test_evaluate is None:
+            return Selection(list(train), None, "last (no test set)")
+        return Selection(list(train), test_evaluate, "test")
+    from datasets.validation import SyntheticValidation, split_for_validation
+
+    kept, held = split_for_validation(train, options.val_share, options.seed)
+    makers = importlib.import_module(ANOMALY_MAKERS[options.method])
+    per_image = options.val_anomalies
+    validation = SyntheticValidation(held, model.preprocessing(train=False), makers.anomaly_maker(model, held),
+                                     options.seed, per_image)
+    print(f"--select val: {len(held)} held-out good image(s) + {len(held) * per_image} synthetic anomalies "
+          f"({makers.NAME}); {len(kept)} image(s) left for training")
+    return Selection(kept, lambda method: score(method, validation),
+                     f"val ({len(held)} good + {len(held) * per_image} {makers.NAME})")

@@ -1,0 +1,241 @@
+"""Any image size: ``--keep_aspect 1`` (pad, nothing cropped) and ``--tile`` (tiles trained on, scored, stitched)."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import main as cli
+from datasets.offline_textures import build_texture_folder
+from datasets.preprocess import Preprocessing, glass_preprocessing
+from datasets.tiling import predict_tiled, tile_boxes, write_train_tiles
+from datasets.samples import Sample
+
+H, W = 800, 3000
+DEFECT = (400, 2930, 45)  # centre y, centre x, radius: 70 px from the right edge
+
+
+def test_tile_boxes_cover_the_image_with_the_overlap():
+    boxes = tile_boxes(800, 3000, 400, 50)
+    cover = np.zeros((800, 3000), int)
+    for top, left, bottom, right in boxes:
+        assert bottom - top == 400 and right - left == 400
+        cover[top:bottom, left:right] += 1
+    assert cover.min() >= 1
+    xs = sorted({b[1] for b in boxes})
+    assert xs[:3] == [0, 350, 700] and xs[-1] == 2600  # stride tile - overlap, last tile flush with the edge
+    assert tile_boxes(50, 60, 400, 50) == [(0, 0, 50, 60)]
+
+
+def test_stitching_averages_overlaps_and_takes_the_max_score():
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.normal(size=(2, 3, 70, 150)).astype(np.float32))
+
+    def identity(tiles):  # map = channel 0; score = its max
+        maps = tiles[:, 0].numpy()
+        return maps.reshape(len(maps), -1).max(axis=1), maps
+
+    scores, maps = predict_tiled(identity, images, 32, 8, batch=5)
+    np.testing.assert_allclose(maps, images[:, 0].numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(scores, images[:, 0].amax(dim=(1, 2)).numpy(), rtol=0, atol=1e-6)
+
+    def offset(tiles):  # every tile adds its own index: overlaps must hold the mean of the covering tiles
+        maps = np.stack([np.full(t.shape[-2:], float(k)) for k, t in enumerate(tiles)])
+        return maps.max(axis=(1, 2)), maps
+
+    _, maps = predict_tiled(offset, images[:1], 32, 8, batch=100)
+    boxes = tile_boxes(70, 150, 32, 8)
+    expected_sum, count = np.zeros((70, 150)), np.zeros((70, 150))
+    for k, (t, le, b, r) in enumerate(boxes):
+        expected_sum[t:b, le:r] += k
+        count[t:b, le:r] += 1
+    np.testing.assert_allclose(maps[0], expected_sum / count, atol=1e-6)
+
+
+def test_keep_aspect_pads_instead_of_cropping():
+    red = np.zeros((487, 980, 3), np.uint8)
+    red[:, :40] = (255, 0, 0)  # a stripe at the left edge, which the reference's centre crop cuts away
+    pil = Image.fromarray(red)
+    cropped = glass_preprocessing("x", 64, 64).image_uint8(pil)
+    kept = glass_preprocessing("x", 64, 64, keep_aspect=True).image_uint8(pil)
+    assert cropped.shape == kept.shape == (64, 64, 3)
+    assert cropped[..., 0].max() == 0 and kept[:, 0, 0].max() > 200
+    assert glass_preprocessing("x", 64, 64, keep_aspect=True).resized_size(980, 487) == (64, 32)
+    assert kept[:16].max() == 0 and kept[48:].max() == 0  # padding above and below the content band
+    pre = Preprocessing(64, 64, keep_aspect=True)
+    assert Preprocessing.from_dict(pre.to_dict()) == pre
+    # the map goes back on the original grid: the padding is cut off, the content stretched to 980 x 487
+    from runner.results import to_original_resolution
+
+    anomaly = np.zeros((64, 64), np.float32)
+    anomaly[16:48, :3] = 1.0  # left edge of the content band (rows 16..47 hold the image)
+    back = to_original_resolution(anomaly, pre, 980, 487)
+    assert back.shape == (487, 980) and back[:, :20].mean() > 0.8 and back[:, 100:].max() == 0
+
+
+def _strip(rng: np.random.Generator, defect: bool) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[:H, :W].astype(np.float32)
+    base = 120 + 20 * np.sin(xx / 37.0) * np.sin(yy / 41.0) + rng.normal(0, 3, (H, W))
+    rgb = np.repeat(base[..., None], 3, axis=2)
+    mask = np.zeros((H, W), bool)
+    if defect:
+        cy, cx, r = DEFECT
+        mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        rgb[mask] = rng.integers(0, 256, (int(mask.sum()), 3))  # a rough, coloured patch (a burn, a stain)
+    return np.clip(rgb, 0, 255).astype(np.uint8), mask
+
+
+@pytest.fixture(scope="module")
+def strip_tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("strip")
+    rng = np.random.default_rng(0)
+    cls = root / "data" / "strip"
+    for i in range(3):
+        (cls / "train" / "good").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(_strip(rng, False)[0]).save(cls / "train" / "good" / f"{i:03d}.png")
+    for kind in ("good", "blob"):
+        (cls / "test" / kind).mkdir(parents=True, exist_ok=True)
+        image, mask = _strip(rng, kind == "blob")
+        Image.fromarray(image).save(cls / "test" / kind / "000.png")
+        if kind == "blob":
+            (cls / "ground_truth" / "blob").mkdir(parents=True)
+            Image.fromarray(mask.astype(np.uint8) * 255).save(cls / "ground_truth" / "blob" / "000_mask.png")
+    build_texture_folder(root / "tex", per_category=1, side=64)
+    return root
+
+
+def test_a_centre_crop_misses_the_edge_defect(strip_tree):
+    from datasets.torch_datasets import ground_truth
+
+    sample = Sample(str(strip_tree / "data/strip/test/blob/000.png"), 1, "blob",
+                    str(strip_tree / "data/strip/ground_truth/blob/000_mask.png"))
+    assert ground_truth(sample, glass_preprocessing("strip", 64, 64)).sum() == 0
+
+
+def test_training_tiles_are_written_once(strip_tree, tmp_path):
+    samples = [Sample(str(p), 0, "good", None) for p in sorted((strip_tree / "data/strip/train/good").iterdir())]
+    tiles = write_train_tiles(samples, 400, 50, tmp_path)
+    assert len(tiles) == 3 * len(tile_boxes(H, W, 400, 50))
+    assert Image.open(tiles[0].image_path).size == (400, 400)
+
+
+class ColourDistance:
+    """A transparent stand-in detector: per-pixel distance to the mean training colour (fitted on what ``fit``
+    gets), so the test is about what tiling shows the detector, not about how well a short GLASS run learns."""
+
+    def __init__(self, side: int):
+        self.pre = glass_preprocessing("strip", side, side)
+        self.mean = None
+
+    def preprocessing(self, train: bool):
+        return self.pre
+
+    def fit(self, train, ckpt_dir, evaluate=None):
+        from datasets.torch_datasets import TrainImages
+
+        images = TrainImages(train, self.pre)
+        self.mean = torch.stack([images[i]["image"] for i in range(len(images))]).mean(dim=(0, 2, 3))
+        self.fitted_on = len(train)
+        return {}
+
+    def predict(self, images):
+        maps = (images - self.mean.view(1, 3, 1, 1)).abs().amax(dim=1).numpy()
+        return maps.reshape(len(maps), -1).max(axis=1), maps
+
+
+def _scored(strip_tree, model):
+    from datasets.registry import load_samples
+    from datasets.torch_datasets import TestDataset
+
+    test = load_samples("mvtec", strip_tree / "data", "strip", "test")
+    train = load_samples("mvtec", strip_tree / "data", "strip", "train")
+    model.fit(train, None)
+    from runner.evaluation import compute_metrics, loader, predict_dataset
+
+    batches = loader(TestDataset(test, model.preprocessing(train=False)), 2, 0)
+    return compute_metrics(predict_dataset(model, batches))
+
+
+def test_the_tiled_route_finds_the_edge_defect_the_centre_crop_misses(strip_tree, tmp_path):
+    from datasets.tiling import TiledModel, maybe_tiled
+
+    plain = ColourDistance(64)
+    assert maybe_tiled(plain, 0, 0, [], tmp_path) is plain  # no --tile: the method itself
+    cropped = _scored(strip_tree, ColourDistance(64))
+    assert np.isnan(cropped["pixel_auroc"])  # the crop holds no defect pixel at all
+    from datasets.registry import load_samples
+
+    test = load_samples("mvtec", strip_tree / "data", "strip", "test")
+    tiled = maybe_tiled(ColourDistance(64), 400, 50, test, tmp_path / "tiles")
+    assert isinstance(tiled, TiledModel)
+    row = _scored(strip_tree, tiled)
+    assert tiled.model.fitted_on == 3 * len(tile_boxes(H, W, 400, 50))  # it was trained on the tiles
+    # the rough patch is found (some of its random colours are close to the mean, hence < 1 pixel-wise)
+    assert row["image_auroc"] == 1.0 and row["pixel_auroc"] > 0.75
+
+
+def test_the_tiled_glass_run_scores_whole_strips(strip_tree, tmp_path):
+    """End to end through main.py: tiles trained on, whole-strip maps (the full 3000 px width) written."""
+    results = tmp_path / "r"
+    flags = ["--method", "glass", "--dataset", "mvtec", "--datapath", str(strip_tree / "data"), "--augpath",
+             str(strip_tree / "tex"), "--results_path", str(results), "--gpu", "-1", "-b", "efficientnet_lite0",
+             "-le", "layer2", "-le", "layer3", "--pretrain_embed_dimension", "32", "--target_embed_dimension", "32",
+             "--dsc_hidden", "32", "--meta_epochs", "1", "--eval_epochs", "1", "--step", "2", "--limit", "32",
+             "--resize", "64", "--imagesize", "64", "--batch_size", "8", "--num_workers", "0", "--fg", "0",
+             "--distribution", "2", "--heatmaps", "0", "--save_maps", "--tile", "400", "--tile_overlap", "50"]
+    assert cli.main(flags) == 0
+    maps = np.load(results / "eval" / "mvtec_strip" / "maps.npz")
+    assert maps["strip/test/blob/000.png"].shape == (round(H * 64 / 400), round(W * 64 / 400))
+    assert len(list((results / "tiles" / "mvtec_strip" / "images").iterdir())) == 3 * len(tile_boxes(H, W, 400, 50))
+    with open(results / "results.csv", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert float(row["image_auroc"]) >= 0  # metrics computed on the stitched grid (GT there is non-empty)
+    # the tile settings are stored with the model: predict scores tile by tile on the same whole-image grid ...
+    from datasets.tiling import TiledModel
+    from runner.predict import load
+
+    detector = load(results / "models" / "backbone_0" / "mvtec_strip")
+    assert isinstance(detector.model, TiledModel) and detector.model.tile == 400
+    scores, predicted = detector.predict([str(strip_tree / "data" / "strip" / "test" / "blob" / "000.png")])
+    assert predicted.shape == (1, round(H * 64 / 400), round(W * 64 / 400))
+    # ... and re-evaluating it with other tile settings is refused
+    assert cli.main(flags[:-4] + ["--tile", "200", "--tile_overlap", "50", "--test", "test"]) == 2
+
+
+def test_tile_needs_a_method_that_takes_a_tile_whole(tmp_path):
+    from common.errors import UserError
+    from datasets.tiling import TiledModel
+
+    class Cropping(ColourDistance):
+        def __init__(self):
+            self.pre = glass_preprocessing("strip", 80, 64)
+
+    with pytest.raises(UserError, match="--resize = --imagesize"):
+        TiledModel(Cropping(), 400, 50, tmp_path, [])
+
+
+def test_keep_aspect_and_tiles_are_model_settings_and_selection_flags_are_checked(tmp_path):
+    """--keep_aspect / --tile / --tile_overlap are stored with the model (typed config, MODEL_FIELDS) and reach the
+    method's preprocessing; --select / --val_share / --val_anomalies are run options, checked at the CLI edge."""
+    from common.errors import UserError
+    from glass.config import GlassConfig
+    from runner.cli import parse
+    from slsg.config import SlsgConfig
+
+    for config_class in (GlassConfig, SlsgConfig):
+        assert {"keep_aspect", "tile", "tile_overlap"} <= set(config_class.MODEL_FIELDS)
+    invocation = parse(["--keep_aspect", "1", "--tile", "400", "--tile_overlap", "50", "--select", "val"])
+    assert (invocation.config.keep_aspect, invocation.config.tile, invocation.config.tile_overlap) == (1, 400, 50)
+    assert invocation.options.select == "val" and invocation.options.val_share == 0.2
+    assert parse(["--method", "slsg", "--keep_aspect", "1"]).config.keep_aspect == 1
+    for bad in (["--tile", "64", "--tile_overlap", "64"], ["--tile_overlap", "8"], ["--val_share", "1.5"],
+                ["--val_anomalies", "0"], ["--select", "best"]):
+        with pytest.raises(UserError):
+            parse(bad)
+    data = tmp_path / "d"
+    (data / "c" / "train" / "good").mkdir(parents=True)
+    assert cli.main(["--datapath", str(data), "--augpath", str(tmp_path), "--select", "val", "--tile", "64",
+                     "--resize", "64", "--imagesize", "64", "--results_path", str(tmp_path / "r")]) == 2

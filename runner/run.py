@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 import datasets
+from common import data_parallel
 from common.atomic import check_writable
 from common.checkpoint_io import UnsafeCheckpointError
 from common.device import apply_cuda_settings, pick_device
@@ -85,10 +86,17 @@ def run_all(invocation: Invocation, argv: list[str]) -> int:
     return 0
 
 
-def run_class(ctx: RunContext, plan: ClassPlan) -> dict:
+def run_class(ctx: RunContext, plan: ClassPlan) -> dict | None:
+    """Train (with --test ckpt), evaluate and write one class's outputs; its results.csv row. Under ``--ddp 1``
+    every rank trains; ranks other than 0 return None without evaluating or writing anything."""
     options = ctx.options
     ckpt = ctx.method_cls.checkpoint_path(Path(options.results_path), options.checkpoint_dataset, plan.name)
     source = Path(options.checkpoint) if options.checkpoint else ckpt
+    shard = data_parallel.current()
+    if shard is not None and not shard.writes:
+        if options.test == "ckpt":
+            train(ctx, build_model(ctx, plan.name, source), plan, ckpt, None)
+        return None
     model = build_model(ctx, plan.name, source)
     pre = model.preprocessing(train=False)
     test_set = datasets.TestDataset(plan.test, pre, gt_rule=options.gt_rule, root=options.datapath) \
@@ -126,7 +134,9 @@ def build_model(ctx: RunContext, cls_name: str, checkpoint: Path):
 
 def train(ctx: RunContext, model, plan: ClassPlan, ckpt: Path, test_loader) -> dict:
     """Fit (resuming an interrupted run); the per-epoch selection evaluates on the test set when there is one."""
-    remove_stale_temporaries(ckpt)
+    shard = data_parallel.current()
+    if shard is None or shard.writes:
+        remove_stale_temporaries(ckpt)
     evaluate = None
     if test_loader is not None:
         def evaluate(m):

@@ -46,9 +46,7 @@ class Shard:
 
     def sum_grad(self, tensor: Tensor) -> Tensor:
         """The sum over the ranks, differentiable (its backward sums the gradients over the ranks)."""
-        from torch.distributed.nn.functional import all_reduce
-
-        return all_reduce(tensor, group=self.group or torch.distributed.group.WORLD)
+        return _SumOverRanks.apply(tensor, self.group)
 
     def gather(self, values: Tensor) -> Tensor:
         """Every rank's 1-D ``values`` concatenated in rank order (lengths may differ)."""
@@ -68,6 +66,27 @@ class Shard:
     def quantile(self, values: Tensor, q: float) -> Tensor:
         """``torch.quantile`` over every rank's values (order-independent, so that of one large batch)."""
         return torch.quantile(self.gather(values), q=q)
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """y = sum over ranks of x; every rank's y feeds its own loss, so dL/dx = sum over ranks of dL/dy."""
+
+    @staticmethod
+    def forward(ctx, tensor: Tensor, group) -> Tensor:
+        import torch.distributed as dist
+
+        ctx.group = group
+        out = tensor.clone()
+        dist.all_reduce(out, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        import torch.distributed as dist
+
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, group=ctx.group)
+        return grad, None
 
 
 def current() -> Shard | None:

@@ -167,6 +167,9 @@ class ShardedCentreCache(CentreCache):
                  shard):
         super().__init__(net, images, batch_size, num_workers, device, cache_bytes=0)
         self.shard = shard
+        if self.batch_size < shard.world:
+            raise UserError(f"--ddp 1: --batch_size {self.batch_size} is the global batch, split over {shard.world} "
+                            f"ranks; it must be at least the number of ranks")
         if self.count < shard.world:
             raise UserError(f"--ddp 1: {self.count} training image(s) for {shard.world} ranks; use fewer ranks")
 

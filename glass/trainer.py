@@ -219,7 +219,7 @@ class Trainer:
             from glass import ddp
 
             self.ddp_heads = ddp.wrap(net.projection, net.discriminator, shard, device, cfg.gas, cfg.p,
-                                      cfg.dsc_margin)
+                                      cfg.dsc_margin, cfg.fast)
 
     # --- state -----------------------------------------------------------------------------------------------
     def heads(self) -> dict:

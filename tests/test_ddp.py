@@ -69,7 +69,7 @@ def _step_inputs(n_images: int):
     return proj, disc, true, fake, mask, centre, noise
 
 
-def _one_step(shard, svd: int) -> dict:
+def _one_step(shard, svd: int, fast: bool) -> dict:
     """One step on a batch of 5 images: in one process vs a 3 + 2 split over the ranks (DDP's gradient average)."""
     from common.data_parallel import SyncBatchNorm1d
     from glass.ddp import losses_shared
@@ -86,7 +86,7 @@ def _one_step(shard, svd: int) -> dict:
     rows = slice(start * 4, (start + len(mine)) * 4)
     SyncBatchNorm1d.convert(disc, shard)
     step, part = losses_shared(proj, disc, true[rows], fake[rows], mask[start:start + len(mine)], centre[rows],
-                              noise[rows], cfg, 0.5, 0.5, shard)
+                              noise[rows], cfg, 0.5, 0.5, shard, fast)
     part.backward()
     grads = [p.grad for p in [*proj.parameters(), *disc.parameters()]]
     for grad in grads:
@@ -116,8 +116,9 @@ def _worker(rank: int, world: int, store: str, out: str) -> None:
         single = CentreCache(_StubNet(), images, 3, 0, torch.device("cpu")).centre(mode, order)
         reduced = ShardedCentreCache(_StubNet(), images, 3, 0, torch.device("cpu"), shard).centre(mode, order)
         results[f"centre_{mode}"] = float((single - reduced).abs().max())
-    for svd in (0, 1):  # manifold and hypersphere GAS
-        results.update({f"{k}_svd{svd}": v for k, v in _one_step(shard, svd).items()})
+    for svd in (0, 1):  # manifold and hypersphere GAS; the reference order and the fast ascent over the ranks
+        for fast in (False, True):
+            results.update({f"{k}_svd{svd}_{fast}": v for k, v in _one_step(shard, svd, fast).items()})
     torch.save(results, f"{out}.{rank}")
     dist.destroy_process_group()
 
@@ -130,10 +131,10 @@ def test_reduced_centre_and_step_equal_one_process(tmp_path):
     for rank in range(2):
         results = torch.load(tmp_path / f"out.{rank}")
         assert results["centre_batch"] < 1e-5 and results["centre_exact"] < 1e-5, results
-        for svd in (0, 1):
-            assert results[f"loss_svd{svd}"] < 1e-5 and results[f"r_t_svd{svd}"] == 0, results
-            assert results[f"grad_svd{svd}"] < 1e-5, results
-            assert results[f"running_var_svd{svd}"] < 1e-5, results
+        for key in ("svd0_False", "svd0_True", "svd1_False", "svd1_True"):
+            assert results[f"loss_{key}"] < 1e-5 and results[f"r_t_{key}"] == 0, results
+            assert results[f"grad_{key}"] < 1e-5, results
+            assert results[f"running_var_{key}"] < 1e-5, results
 
 
 # --- end to end with torchrun ---------------------------------------------------------------------------------

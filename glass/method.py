@@ -10,6 +10,7 @@ from typing import ClassVar, Sequence
 import numpy as np
 import torch
 
+from common import data_parallel
 from common.errors import UserError
 from glass import checkpoint as ckpt
 from glass.config import GlassConfig, add_arguments
@@ -17,7 +18,7 @@ from glass.distribution import fft_judge, resolve_svd, table_value
 from glass.gas import GasConfig
 from glass.inference import scores_and_maps
 from glass.network import GlassNet, reference_bn_probe
-from glass.trainer import CentreCache, LasDataset, Trainer, TrainConfig
+from glass.trainer import CentreCache, LasDataset, ShardedCentreCache, Trainer, TrainConfig
 
 class GlassMethod:
     name: ClassVar[str] = "glass"
@@ -103,14 +104,20 @@ class GlassMethod:
         if self._gas_mode_error is not None:
             raise self._gas_mode_error
         ckpt_dir = Path(ckpt_dir)
-        if retrain:
+        shard = data_parallel.current()  # --ddp 1 under torchrun: this rank's share of every batch
+        if retrain and (shard is None or shard.writes):
             for _, path in ckpt.best_files(ckpt_dir):
                 path.unlink()
             (ckpt_dir / ckpt.LATEST).unlink(missing_ok=True)
+        data_parallel.barrier(shard)  # every rank resumes from the same checkpoint (or none)
         pre = self.preprocessing(train=True)
         images = TrainImages(train, pre)
-        centre = CentreCache(self.net, images, self.config.batch_size, self.config.num_workers, self.device,
-                             int(self.config.embedding_cache * 2 ** 30))
+        if shard is None:
+            centre = CentreCache(self.net, images, self.config.batch_size, self.config.num_workers, self.device,
+                                 int(self.config.embedding_cache * 2 ** 30))
+        else:
+            centre = ShardedCentreCache(self.net, images, self.config.batch_size, self.config.num_workers,
+                                        self.device, shard)
         judge = None
         if self.gas_mode is None:
             self.gas_mode, judge = self._judge(centre.mean_image, pre, ckpt_dir)
@@ -119,7 +126,7 @@ class GlassMethod:
         las = LasDataset(images, synthesizer, self.config.seed, self.uses_fg_masks)
         trainer = Trainer(self.net, self.train_config(), self.device,
                           extra_state={"svd": int(self.gas_mode), "preprocessing": pre.to_dict(),
-                                       "toolkit": self.description()})
+                                       "toolkit": self.description()}, shard=shard)
         name = f"{self.dataset}_{self.cls_name}"
         if trainer.resume(ckpt_dir):
             done = trainer.start_epoch
@@ -152,6 +159,9 @@ class GlassMethod:
         print(f"[{name}] FFT judge: {'hypersphere (1)' if flag else 'manifold (0)'} "
               f"(n={stats['n']}, radius={stats['radius']:.1f}, l1={stats['l1_density']:.3f}, "
               f"l2={stats['l2_density']:.3f}); training with it")
+        shard = data_parallel.current()
+        if shard is not None and not shard.writes:
+            return flag, {"distribution": flag, **stats}
         path = Path(ckpt_dir).parents[2] / "judge" / f"{self.dataset}_distribution.json"
         table = json.loads(path.read_text()) if path.is_file() else {}
         table[name] = {"distribution": flag, **stats}

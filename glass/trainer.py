@@ -158,14 +158,53 @@ class CentreCache:
             return self.net.project(self.embedding_centre(mode, order))
 
 
+class ShardedCentreCache(CentreCache):
+    """``CentreCache`` of a ``--ddp 1`` run: each rank embeds its share of the images (index mod world = rank) and
+    the sums (embeddings, images) are added over the ranks (all_reduce), as are those of the short last batch; the
+    centre is the single process's up to float rounding. No embedding cache: a rank's batches change every epoch."""
+
+    def __init__(self, net: GlassNet, images: Dataset, batch_size: int, num_workers: int, device: torch.device,
+                 shard):
+        super().__init__(net, images, batch_size, num_workers, device, cache_bytes=0)
+        self.shard = shard
+        if self.batch_size < shard.world:
+            raise UserError(f"--ddp 1: --batch_size {self.batch_size} is the global batch, split over {shard.world} "
+                            f"ranks; it must be at least the number of ranks")
+        if self.count < shard.world:
+            raise UserError(f"--ddp 1: {self.count} training image(s) for {shard.world} ranks; use fewer ranks")
+
+    def _build(self) -> None:
+        from torch.utils.data import Subset
+
+        mine = list(range(self.shard.rank, self.count, self.shard.world))
+        total = image_sum = None
+        for batch in _loader(Subset(self.images, mine), self.batch_size, self.num_workers):
+            emb, grid = self.net.embed(batch["image"].to(self.device))
+            per_image = emb.reshape(batch["image"].shape[0], grid[0] * grid[1], -1).to(torch.float64).sum(0)
+            total = per_image if total is None else total + per_image
+            summed = batch["image"].to(self.device, torch.float64).sum(0)
+            image_sum = summed if image_sum is None else image_sum + summed
+        self._total = self.shard.sum(total)
+        self._mean_image = (self.shard.sum(image_sum) / self.count).float().cpu()
+
+    def _sum(self, indices: list[int]) -> torch.Tensor:
+        _, mine = self.shard.split(indices)
+        local = super()._sum(mine) if mine else torch.zeros_like(self.total)
+        return self.shard.sum(local)
+
+
 def _selection_key(metrics: dict) -> float:
     values = [metrics.get("image_auroc"), metrics.get("pixel_auroc")]
     return float(sum(v for v in values if v is not None and not math.isnan(float(v))))
 
 
 class Trainer:
-    def __init__(self, net: GlassNet, cfg: TrainConfig, device: torch.device, extra_state: dict | None = None):
-        self.net, self.cfg, self.device = net, cfg, device
+    def __init__(self, net: GlassNet, cfg: TrainConfig, device: torch.device, extra_state: dict | None = None,
+                 shard=None):
+        """``shard`` (a ``common.data_parallel.Shard``): train with ``--ddp 1``, this rank's share of every batch;
+        only its rank 0 evaluates and writes checkpoints."""
+        self.net, self.cfg, self.device, self.shard = net, cfg, device, shard
+        self.writes = shard is None or shard.writes
         self.extra_state = extra_state or {}
         proj = net.projection
         self.proj_opt = torch.optim.Adam(proj.parameters(), cfg.lr, weight_decay=1e-5) if proj is not None else None
@@ -175,6 +214,12 @@ class Trainer:
         self.start_epoch = 0
         self._losses = maybe_compile(losses, "the GLASS discriminator / gradient-ascent step")
         self.tb: TrainingLog | None = None
+        self.ddp_heads = None
+        if shard is not None:
+            from glass import ddp
+
+            self.ddp_heads = ddp.wrap(net.projection, net.discriminator, shard, device, cfg.gas, cfg.p,
+                                      cfg.dsc_margin, cfg.fast)
 
     # --- state -----------------------------------------------------------------------------------------------
     def heads(self) -> dict:
@@ -217,7 +262,7 @@ class Trainer:
         folder.mkdir(parents=True, exist_ok=True)
         n = len(las)
         done_iterations = sum(int(h.get("iterations", 0)) for h in self.history)
-        self.tb = TrainingLog(folder / "tb", cfg.tensorboard, done_iterations)
+        self.tb = TrainingLog(folder / "tb", cfg.tensorboard and self.writes, done_iterations)
         for epoch in range(self.start_epoch, cfg.meta_epochs):
             started = time.time()
             centre_order = np.random.default_rng([cfg.seed, epoch, 2]).permutation(n).tolist()
@@ -225,7 +270,7 @@ class Trainer:
             stats = self._epoch(las, c, epoch, centre)
             self._stop_if_diverged(f"during epoch {epoch}")  # never evaluate or save diverged weights
             record = {"epoch": epoch, **stats}
-            if evaluate is not None and cfg.eval_epochs > 0 and (epoch + 1) % cfg.eval_epochs == 0:
+            if evaluate is not None and self.writes and cfg.eval_epochs > 0 and (epoch + 1) % cfg.eval_epochs == 0:
                 metrics = evaluate()
                 self.tb.evaluation(epoch, metrics)
                 record.update({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
@@ -237,10 +282,11 @@ class Trainer:
             self.tb.flush()
             record["seconds"] = round(time.time() - started, 3)
             self.history.append(record)
-            ckpt.save_latest(folder, self.full_state(epoch))
+            if self.writes:
+                ckpt.save_latest(folder, self.full_state(epoch))
             log(_format(cfg.name, record, cfg.meta_epochs))
         last = self.history[-1]["epoch"] if self.history else None
-        if self.best is None and last is not None:  # no evaluation ran: the last epoch is the model to use
+        if self.best is None and last is not None and self.writes:  # no evaluation ran: the last epoch is the model
             self.best = {"epoch": last, "metrics": {}}
             ckpt.save_best(folder, {**self.heads(), "epoch": last, **self.extra_state}, last)
             ckpt.save_latest(folder, self.full_state(last))
@@ -266,7 +312,17 @@ class Trainer:
         deferred = avoid_host_sync(c)  # CUDA: no host synchronisation per iteration; checked once per epoch
         pin = self.device.type == "cuda"
         step_values: list[torch.Tensor] = []  # per iteration (loss, r_t, r_g, r_f), on the device
-        for it, batch in enumerate(_loader(las, cfg.batch_size, cfg.num_workers, order, pin_memory=pin)):
+        if self.shard is None:
+            batches = _loader(las, cfg.batch_size, cfg.num_workers, order, pin_memory=pin)
+            global_sizes, starts = None, None
+        else:  # --ddp 1: this rank's contiguous share of every global batch of --batch_size images
+            global_batches = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+            global_batches = [g for g in global_batches if len(g) >= self.shard.world]  # a tail too short to share
+            shares = [self.shard.split(g) for g in global_batches]
+            global_sizes, starts = [len(g) for g in global_batches], [start for start, _ in shares]
+            batches = DataLoader(las, batch_sampler=[mine for _, mine in shares], num_workers=cfg.num_workers,
+                                 pin_memory=pin, worker_init_fn=worker_init if cfg.num_workers > 0 else None)
+        for it, batch in enumerate(batches):
             images = to_device(batch["image"], self.device)
             b = images.shape[0]
             true_emb = cache.embeddings(batch["index"]) if cache is not None else None
@@ -279,20 +335,32 @@ class Trainer:
                 raise UserError(f"LAS patch grid {tuple(batch['mask_s'].shape[-2:])} differs from the feature grid "
                                 f"{tuple(grid)}: set --downsampling to the stride of the first layer")
             true_emb, fake_emb = (emb[:rows], emb[rows:]) if true_emb is None else (true_emb, emb)
-            noise = to_device(pinned(torch.randn(true_emb.shape, generator=noise_gen) * cfg.noise, self.device),
-                              self.device)
+            if global_sizes is None:
+                drawn = torch.randn(true_emb.shape, generator=noise_gen)
+            else:  # the single process's draw for the whole global batch; this rank's rows of it
+                per_image = grid[0] * grid[1]
+                drawn = torch.randn((global_sizes[it] * per_image, true_emb.shape[1]), generator=noise_gen)
+                drawn = drawn[starts[it] * per_image:(starts[it] + b) * per_image]
+            noise = to_device(pinned(drawn * cfg.noise, self.device), self.device)
             if not deferred:  # non-finite weights give non-finite scores, which the loss would reject with a traceback
                 self._stop_if_diverged(f"at epoch {epoch}, iteration {it}")
             self.dsc_opt.zero_grad()
             if self.proj_opt is not None:
                 self.proj_opt.zero_grad()
-            out = self._losses(net.projection, net.discriminator, true_emb, fake_emb,
-                               to_device(batch["mask_s"], self.device), c.repeat(b, 1), noise, cfg.gas, cfg.p,
-                               cfg.dsc_margin, cfg.fast)
+            if self.ddp_heads is None:
+                out = self._losses(net.projection, net.discriminator, true_emb, fake_emb,
+                                   to_device(batch["mask_s"], self.device), c.repeat(b, 1), noise, cfg.gas, cfg.p,
+                                   cfg.dsc_margin, cfg.fast)
+                to_backward = out.loss
+            else:  # out.loss: the global loss (the same on every rank); to_backward: this rank's part x world
+                from glass import ddp
+
+                out, to_backward = ddp.step(self.ddp_heads, true_emb, fake_emb,
+                                            to_device(batch["mask_s"], self.device), c.repeat(b, 1), noise)
             if not deferred and not torch.isfinite(out.loss):
                 raise UserError(f"{cfg.name}: the loss became {float(out.loss.detach())} at epoch {epoch}, iteration {it}; "
                                 f"training stopped, the last good checkpoint is kept (try a lower --lr)")
-            out.loss.backward()
+            to_backward.backward()
             if self.proj_opt is not None:
                 self.proj_opt.step()
             self.dsc_opt.step()
@@ -306,7 +374,7 @@ class Trainer:
             else:
                 for key in sums:
                     sums[key] += float(getattr(out, key).detach()) if key != "loss" else float(out.loss.detach())
-            seen += b
+            seen += b if global_sizes is None else global_sizes[it]
             if seen > cfg.limit:
                 break
         if step_values:  # one synchronisation for the whole epoch

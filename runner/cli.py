@@ -203,7 +203,14 @@ def main(argv: list[str] | None = None) -> int:
             from runner.predict import run_predict
 
             return run_predict(invocation)
-        from runner.scale_options import wants_units
+        from runner.scale_options import launched_by_torchrun, wants_units
+
+        if invocation.values.get("ddp"):
+            if invocation.options.method != "glass":
+                raise UserError(f"--ddp 1: data parallelism is implemented for GLASS only, not "
+                                f"{invocation.options.method}; drop --ddp (torchrun then spreads the classes)")
+            if not launched_by_torchrun():
+                print("--ddp 1 without torchrun: one process, as without --ddp", file=sys.stderr)
 
         if wants_units(invocation.values):
             from runner.work_units import run_units

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 import datasets
+from common import data_parallel
 from common.atomic import check_writable
 from common.checkpoint_io import UnsafeCheckpointError
 from common.device import apply_cuda_settings, pick_device
@@ -90,10 +91,17 @@ def run_all(invocation: Invocation, argv: list[str]) -> int:
     return 0
 
 
-def run_class(ctx: RunContext, plan: ClassPlan) -> dict:
+def run_class(ctx: RunContext, plan: ClassPlan) -> dict | None:
+    """Train (with --test ckpt), evaluate and write one class's outputs; its results.csv row. Under ``--ddp 1``
+    every rank trains; ranks other than 0 return None without evaluating or writing anything."""
     options = ctx.options
     ckpt = ctx.method_cls.checkpoint_path(Path(options.results_path), options.checkpoint_dataset, plan.name)
     source = Path(options.checkpoint) if options.checkpoint else ckpt
+    shard = data_parallel.current()
+    if shard is not None and not shard.writes:
+        if options.test == "ckpt":
+            train(ctx, build_model(ctx, plan, source), plan, ckpt, None)
+        return None
     model = build_model(ctx, plan, source)
     pre = model.preprocessing(train=False)
     test_set = datasets.TestDataset(plan.test, pre, gt_rule=options.gt_rule, root=options.datapath) \
@@ -138,7 +146,9 @@ def train(ctx: RunContext, model, plan: ClassPlan, ckpt: Path, test_loader) -> d
     """Fit (resuming an interrupted run). ``--select`` decides what the per-epoch evaluation scores: the test set
     (the reference), held-out good images + synthetic anomalies, or nothing (the last epoch is kept)."""
     options = ctx.options
-    remove_stale_temporaries(ckpt)
+    shard = data_parallel.current()
+    if shard is None or shard.writes:  # --ddp 1: rank 0 owns the files
+        remove_stale_temporaries(ckpt)
     on_test = None
     if test_loader is not None:
         def on_test(m):

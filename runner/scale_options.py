@@ -19,6 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "seeds_summary.csv; under torchrun the (class, seed) units are spread over the ranks")
     group.add_argument("--class_index", type=int, default=None,
                        help="run only the i-th (0-based) of the selected classes, e.g. $SLURM_ARRAY_TASK_ID")
+    group.add_argument("--ddp", type=int, choices=(0, 1), default=0,
+                       help="1 under torchrun: every rank trains the same model (GLASS only), each on its share of "
+                            "every batch (DistributedDataParallel heads; global batch = --batch_size); rank 0 "
+                            "evaluates and writes. Without torchrun: ignored (one process)")
     # --threads (runner/cli.py) also sets each rank's threads; 0 shares the usable CPUs evenly among a machine's ranks
 
 

@@ -55,6 +55,8 @@ def unit_file(folder: Path, name: str) -> Path:
 
 def fingerprint(values: dict, seed: int, cls_name: str) -> str:
     kept = {k: v for k, v in values.items() if k not in NOT_IN_FINGERPRINT}
+    if not kept.get("ddp"):  # runs without --ddp keep the fingerprints they had before the flag existed
+        kept.pop("ddp", None)
     kept.update(seed=seed, classes=[cls_name])
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -169,7 +171,10 @@ def run_units(invocation: Invocation, argv: list[str]) -> int:
                   f"{world.world_size} rank(s)", flush=True)
             world.share("pending", pending)
         pending = world.receive("pending")
-        records = run_my_units(world, invocation, argv, units, plans, pending)
+        if values.get("ddp") and world.world_size > 1:
+            records = run_shared_units(world, invocation, units, plans, pending)
+        else:
+            records = run_my_units(world, invocation, argv, units, plans, pending)
         world.report(records)
         if world.rank == 0:
             records = world.gather_reports()
@@ -216,6 +221,45 @@ def run_my_units(world, invocation: Invocation, argv: list[str], units: list[Wor
                         {**record, "fingerprint": fingerprint(invocation.values, unit.seed, unit.cls_name),
                          "row": row})
         records.append(record)
+    return records
+
+
+def run_shared_units(world, invocation: Invocation, units: list[WorkUnit], plans: dict[WorkUnit, ClassPlan],
+                     pending: list[int]) -> list[dict]:
+    """``--ddp 1``: every rank trains every pending unit together, one after another (each on its share of every
+    batch); rank 0 evaluates and writes the unit's outputs and unit file, the others wait at a barrier."""
+    import torch.distributed as dist
+
+    from common import data_parallel
+
+    method_cls = method_class(invocation.options.method)
+    dataset = invocation.options.dataset
+    shard = data_parallel.Shard(world.rank, world.world_size, dist.new_group(timeout=distributed.LONG_WAIT))
+    records = []
+    for index in pending:
+        unit = units[index]
+        name = unit.name(dataset)
+        options, config, given = unit_options(invocation, unit.seed, Path(unit.folder))
+        ctx = RunContext(options, config, method_cls, world.device, given)
+        record = {"unit": f"{name}/{unit.seed}", "rank": world.rank, "host": world.host,
+                  "device": f"{world.device} x{world.world_size}"}
+        started = time.time()
+        with prefixed_output(unit_prefix(world.rank, name, unit.seed)), data_parallel.active(shard):
+            try:
+                row = run_class(ctx, plans[unit])
+            except UserError as error:  # bad input or divergence: every rank finds it at the same point
+                print(f"error: {error}")
+                record.update(status="failed", seconds=round(time.time() - started, 3), error=str(error),
+                              bad_input=True)
+                records.append(record)
+                continue
+            data_parallel.barrier(shard)  # the other ranks wait while rank 0 evaluates and writes
+        record.update(status="ran", seconds=round(time.time() - started, 3))
+        if shard.writes:
+            write_unit_file(unit_file(Path(unit.folder), name),
+                            {**record, "fingerprint": fingerprint(invocation.values, unit.seed, unit.cls_name),
+                             "row": row})
+            records.append(record)
     return records
 
 

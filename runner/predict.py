@@ -13,10 +13,8 @@ writes each result as it goes.
 from __future__ import annotations
 
 import csv
-import glob
 import io
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +26,9 @@ from PIL import Image
 
 from common.atomic import atomic_write_bytes, atomic_write_image, atomic_write_text, atomic_write_tiff, check_writable
 from common.errors import UserError
-from common.output_names import output_stems
-from datasets.image_io import IMAGE_EXTENSIONS, read_rgb, to_rgb
+from datasets.image_io import read_rgb, to_rgb
 from datasets.tiling import maybe_tiled
+from runner.deploy import infer as exported  # torch-free: input listing and output names
 from runner.registry import method_class
 from runner.report import write_predict_report
 from runner.results import denormalize, heatmap_panel
@@ -113,33 +111,12 @@ def _class_from_path(checkpoint: Path) -> str:
 
 
 def expand_inputs(spec: str) -> tuple[list[Path], Path]:
-    """An image, a folder (searched recursively) or a glob -> sorted image files and the root they are named from."""
-    path = Path(spec)
-    if path.is_file():
-        candidates, root = [path], path.parent
-    elif path.is_dir():
-        candidates, root = sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()), path
-    else:
-        candidates = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
-        if not candidates:
-            raise UserError(f"--input: no such file, folder or matching glob: {spec}")
-        root = Path(os.path.commonpath([str(p.parent) for p in candidates]))
-    images = []
-    for candidate in candidates:
-        if candidate.name.startswith("."):
-            continue
-        if candidate.is_symlink() and not candidate.exists():
-            warnings.warn(f"--input: skipping {candidate} (a symbolic link to a missing file)", stacklevel=2)
-            continue
-        if not candidate.is_file():
-            continue
-        if candidate.suffix.lower() in IMAGE_EXTENSIONS:
-            images.append(candidate)
-        else:
-            warnings.warn(f"--input: skipping {candidate} (not an image file)", stacklevel=2)
-    if not images:
-        raise UserError(f"--input: no image files in {spec}")
-    return images, root
+    """An image, a folder (searched recursively) or a glob -> sorted image files and the root they are named from.
+    One listing for both predict paths: the torch-free helper's (``runner/deploy/infer.py``)."""
+    try:
+        return exported.expand_inputs(spec)
+    except exported.DeployError as error:
+        raise UserError(str(error)) from None
 
 
 def _batches(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
@@ -196,7 +173,7 @@ def run_predict(invocation) -> int:
         raise UserError(f"--checkpoint {options.checkpoint} is a {found.upper()} checkpoint, not "
                         f"{options.method.upper()}: use --method {found}")
     images, root = expand_inputs(options.input)
-    names = output_stems(images, root)
+    names = exported.output_stems(images, root)
     detector = load(options.checkpoint, method=options.method if options.method_given else None,
                     device=pick_device(options.gpu), flags=invocation.given, threshold=options.threshold)
     check_writable(output, "--output")

@@ -332,7 +332,7 @@ def expand_inputs(spec: str) -> tuple[list[Path], Path]:
 
 def output_stems(images: Sequence[Path], root: Path) -> dict[Path, Path]:
     """Each image's path relative to ``root`` without its extension, or with it where stems collide (``x.png`` and
-    ``x.jpg``), as ``common.output_names.output_stems``; the output suffix is appended to the result."""
+    ``x.jpg``); the output suffix is appended to the result. ``runner/predict.py`` uses this one too."""
     relative = {p: (p.relative_to(root) if p.is_relative_to(root) else Path(p.name)) for p in images}
     stems = {p: r.with_suffix("") for p, r in relative.items()}
     counts = Counter(stems.values())

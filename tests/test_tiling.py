@@ -15,7 +15,9 @@ from datasets.tiling import predict_tiled, tile_boxes, write_train_tiles
 from datasets.samples import Sample
 
 H, W = 800, 3000
-DEFECT = (400, 2930, 45)  # centre y, centre x, radius: 70 px from the right edge
+# centre y, centre x, radius of the defect in each defective test strip: 70 px from the right edge, and near the
+# top-left corner; a centre crop (the middle 800 px of the width) holds neither
+DEFECTS = ((400, 2930, 45), (120, 90, 45))
 
 
 def test_tile_boxes_cover_the_image_with_the_overlap():
@@ -76,13 +78,13 @@ def test_keep_aspect_pads_instead_of_cropping():
     assert back.shape == (487, 980) and back[:, :20].mean() > 0.8 and back[:, 100:].max() == 0
 
 
-def _strip(rng: np.random.Generator, defect: bool) -> tuple[np.ndarray, np.ndarray]:
+def _strip(rng: np.random.Generator, defect: tuple[int, int, int] | None) -> tuple[np.ndarray, np.ndarray]:
     yy, xx = np.mgrid[:H, :W].astype(np.float32)
     base = 120 + 20 * np.sin(xx / 37.0) * np.sin(yy / 41.0) + rng.normal(0, 3, (H, W))
     rgb = np.repeat(base[..., None], 3, axis=2)
     mask = np.zeros((H, W), bool)
-    if defect:
-        cy, cx, r = DEFECT
+    if defect is not None:
+        cy, cx, r = defect
         mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
         rgb[mask] = rng.integers(0, 256, (int(mask.sum()), 3))  # a rough, coloured patch (a burn, a stain)
     return np.clip(rgb, 0, 255).astype(np.uint8), mask
@@ -95,14 +97,15 @@ def strip_tree(tmp_path_factory):
     cls = root / "data" / "strip"
     for i in range(3):
         (cls / "train" / "good").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(_strip(rng, False)[0]).save(cls / "train" / "good" / f"{i:03d}.png")
-    for kind in ("good", "blob"):
+        Image.fromarray(_strip(rng, None)[0]).save(cls / "train" / "good" / f"{i:03d}.png")
+    for kind, defects in (("good", (None, None)), ("blob", DEFECTS)):
         (cls / "test" / kind).mkdir(parents=True, exist_ok=True)
-        image, mask = _strip(rng, kind == "blob")
-        Image.fromarray(image).save(cls / "test" / kind / "000.png")
-        if kind == "blob":
-            (cls / "ground_truth" / "blob").mkdir(parents=True)
-            Image.fromarray(mask.astype(np.uint8) * 255).save(cls / "ground_truth" / "blob" / "000_mask.png")
+        for i, defect in enumerate(defects):
+            image, mask = _strip(rng, defect)
+            Image.fromarray(image).save(cls / "test" / kind / f"{i:03d}.png")
+            if defect is not None:
+                (cls / "ground_truth" / "blob").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(mask.astype(np.uint8) * 255).save(cls / "ground_truth" / "blob" / f"{i:03d}_mask.png")
     build_texture_folder(root / "tex", per_category=1, side=64)
     return root
 
@@ -110,9 +113,10 @@ def strip_tree(tmp_path_factory):
 def test_a_centre_crop_misses_the_edge_defect(strip_tree):
     from datasets.torch_datasets import ground_truth
 
-    sample = Sample(str(strip_tree / "data/strip/test/blob/000.png"), 1, "blob",
-                    str(strip_tree / "data/strip/ground_truth/blob/000_mask.png"))
-    assert ground_truth(sample, glass_preprocessing("strip", 64, 64)).sum() == 0
+    for i in range(len(DEFECTS)):
+        sample = Sample(str(strip_tree / f"data/strip/test/blob/{i:03d}.png"), 1, "blob",
+                        str(strip_tree / f"data/strip/ground_truth/blob/{i:03d}_mask.png"))
+        assert ground_truth(sample, glass_preprocessing("strip", 64, 64)).sum() == 0
 
 
 def test_training_tiles_are_written_once(strip_tree, tmp_path):
@@ -177,22 +181,34 @@ def test_the_tiled_route_finds_the_edge_defect_the_centre_crop_misses(strip_tree
     assert row["image_auroc"] == 1.0 and row["pixel_auroc"] > 0.75
 
 
-def test_the_tiled_glass_run_scores_whole_strips(strip_tree, tmp_path):
-    """End to end through main.py: tiles trained on, whole-strip maps (the full 3000 px width) written."""
+def test_a_tiled_glass_run_finds_the_edge_defects(strip_tree, tmp_path):
+    """End to end through main.py with the real (offline ImageNet) EfficientNet-Lite0 features: GLASS trains on the
+    tiles, scores whole strips (maps on the full 3000 px width) and localises the small defects at the image edges,
+    selected without test labels (``--select last``)."""
     results = tmp_path / "r"
     flags = ["--method", "glass", "--dataset", "mvtec", "--datapath", str(strip_tree / "data"), "--augpath",
              str(strip_tree / "tex"), "--results_path", str(results), "--gpu", "-1", "-b", "efficientnet_lite0",
-             "-le", "layer2", "-le", "layer3", "--pretrain_embed_dimension", "32", "--target_embed_dimension", "32",
-             "--dsc_hidden", "32", "--meta_epochs", "1", "--eval_epochs", "1", "--step", "2", "--limit", "32",
+             "-le", "layer2", "-le", "layer3", "--pretrain_embed_dimension", "64", "--target_embed_dimension", "64",
+             "--dsc_hidden", "64", "--meta_epochs", "3", "--eval_epochs", "1", "--step", "20", "--lr", "0.001",
              "--resize", "64", "--imagesize", "64", "--batch_size", "8", "--num_workers", "0", "--fg", "0",
-             "--distribution", "2", "--heatmaps", "0", "--save_maps", "--tile", "400", "--tile_overlap", "50"]
+             "--distribution", "2", "--heatmaps", "0", "--save_maps", "--select", "last",
+             "--tile", "400", "--tile_overlap", "50"]
     assert cli.main(flags) == 0
-    maps = np.load(results / "eval" / "mvtec_strip" / "maps.npz")
-    assert maps["strip/test/blob/000.png"].shape == (round(H * 64 / 400), round(W * 64 / 400))
     assert len(list((results / "tiles" / "mvtec_strip" / "images").iterdir())) == 3 * len(tile_boxes(H, W, 400, 50))
+    scale = 400 / 64  # original pixels per stitched-map pixel
+    maps = np.load(results / "eval" / "mvtec_strip" / "maps.npz")
+    good_peaks = [maps[f"strip/test/good/{i:03d}.png"].max() for i in range(2)]
+    for i, (cy, cx, radius) in enumerate(DEFECTS):
+        heat = maps[f"strip/test/blob/{i:03d}.png"]
+        assert heat.shape == (round(H / scale), round(W / scale))  # the whole strip, not a crop
+        y, x = np.unravel_index(heat.argmax(), heat.shape)
+        # the hottest point lies on the defect (within its radius plus one map pixel of Gaussian spread) ...
+        assert np.hypot(y * scale - cy, x * scale - cx) <= radius + scale, (i, y * scale, x * scale)
+        assert heat.max() > max(good_peaks)  # ... and is hotter than anything in a good strip
     with open(results / "results.csv", newline="") as handle:
         row = next(csv.DictReader(handle))
-    assert float(row["image_auroc"]) >= 0  # metrics computed on the stitched grid (GT there is non-empty)
+    assert row["selected_by"] == "last"
+    assert float(row["image_auroc"]) == 1.0 and float(row["pixel_auroc"]) > 0.95  # on the stitched grid
     # the tile settings are stored with the model: predict scores tile by tile on the same whole-image grid ...
     from datasets.tiling import TiledModel
     from runner.predict import load
@@ -200,7 +216,8 @@ def test_the_tiled_glass_run_scores_whole_strips(strip_tree, tmp_path):
     detector = load(results / "models" / "backbone_0" / "mvtec_strip")
     assert isinstance(detector.model, TiledModel) and detector.model.tile == 400
     scores, predicted = detector.predict([str(strip_tree / "data" / "strip" / "test" / "blob" / "000.png")])
-    assert predicted.shape == (1, round(H * 64 / 400), round(W * 64 / 400))
+    assert predicted.shape == (1, round(H / scale), round(W / scale))
+    np.testing.assert_allclose(predicted[0], maps["strip/test/blob/000.png"], atol=1e-5)
     # ... and re-evaluating it with other tile settings is refused
     assert cli.main(flags[:-4] + ["--tile", "200", "--tile_overlap", "50", "--test", "test"]) == 2
 

@@ -261,21 +261,35 @@ def generate_demo(root: str | os.PathLike, seed: int = 0, size: int = 256, n_tra
     return DemoData(root / "mvtec", root / "dtd" / "images", classes)
 
 
-def generate_loco_demo(root: str | os.PathLike, seed: int = 0, size: int = 320) -> DemoData:
-    """Write (or re-use) a tiny MVTec LOCO AD tree (official layout) under ``root/loco`` plus ``root/dtd``."""
-    from datasets.demodata.loco import LOCO_CLASS, write_loco
+def generate_loco_demo(root: str | os.PathLike, seed: int = 0, size: int = 320, n_train: int | None = None,
+                       n_validation: int | None = None, n_test_good: int | None = None,
+                       n_per_type: int | None = None) -> DemoData:
+    """Write (or re-use) a tiny MVTec LOCO AD tree (official layout) under ``root/loco`` plus ``root/dtd``. The
+    counts default to ``datasets.demodata.loco.COUNTS`` (10 train, 4 validation, 6 good test, 6 per anomaly type)."""
+    from datasets.demodata.loco import COUNTS, LOCO_CLASS, write_loco
 
     root = Path(root)
     if size < 160:
         raise UserError(f"LOCO demo size must be >= 160 (got {size})")
+    given = {"train": n_train, "validation": n_validation, "good": n_test_good, "logical_anomalies": n_per_type,
+             "structural_anomalies": n_per_type}
+    counts = {key: COUNTS[key] if value is None else int(value) for key, value in given.items()}
+    if min(counts.values()) < 1:
+        raise UserError(f"every LOCO demo count must be >= 1 (got {counts})")
     wanted = {"generator": GENERATOR, "kind": "loco", "version": VERSION, "seed": int(seed), "size": int(size)}
+    if counts != COUNTS:  # the default tree keeps its manifest (and caches) as before
+        wanted["counts"] = counts
 
     def fill(tree: _Tree) -> None:
-        write_loco(tree, seed, size, _rng(seed, LOCO_CLASS), _png)
+        write_loco(tree, seed, size, _rng(seed, LOCO_CLASS), _png, counts)
         _dtd(tree, seed)
 
     _build(root, wanted, fill)
     return DemoData(root / "loco", root / "dtd" / "images", [LOCO_CLASS])
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -287,17 +301,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="line: one product per class with line variation (default); hard: the natural "
                              "textures and unseen coin designs")
     parser.add_argument("--classes", nargs="+", default=None, help="a subset of the variant's classes")
-    parser.add_argument("--n_train", type=int, default=30)
-    parser.add_argument("--n_test_good", type=int, default=10)
-    parser.add_argument("--n_per_defect", type=int, default=5)
+    parser.add_argument("--n_train", type=int, default=None, help="training images per class (default 30; LOCO 10)")
+    parser.add_argument("--n_test_good", type=int, default=None, help="good test images (default 10; LOCO 6)")
+    parser.add_argument("--n_per_defect", type=int, default=None,
+                        help="test images per defect kind (default 5); LOCO: per anomaly type (default 6)")
+    parser.add_argument("--n_validation", type=int, default=None, help="LOCO only: validation/good images (default 4)")
     parser.add_argument("--loco", action="store_true", help="write the MVTec LOCO AD demo instead")
     args = parser.parse_args(argv)
     try:
         if args.loco:
-            data = generate_loco_demo(args.out, seed=args.seed, size=args.size or 320)
+            data = generate_loco_demo(args.out, seed=args.seed, size=args.size or 320, n_train=args.n_train,
+                                      n_validation=args.n_validation, n_test_good=args.n_test_good,
+                                      n_per_type=args.n_per_defect)
         else:
-            data = generate_demo(args.out, seed=args.seed, size=args.size or 256, n_train=args.n_train,
-                                 n_test_good=args.n_test_good, n_per_defect=args.n_per_defect,
+            if args.n_validation is not None:
+                raise UserError("--n_validation is for --loco (the MVTec layout has no validation split)")
+            data = generate_demo(args.out, seed=args.seed, size=args.size or 256, n_train=_or(args.n_train, 30),
+                                 n_test_good=_or(args.n_test_good, 10), n_per_defect=_or(args.n_per_defect, 5),
                                  classes=args.classes, variant=args.variant)
     except UserError as err:
         print(f"error: {err}")

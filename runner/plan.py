@@ -1,7 +1,7 @@
 """What each class will run on, listed and validated before any training starts."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,6 +16,7 @@ class ClassPlan:
     train: list
     test: list
     held_out: list  # good training images kept for the threshold when there is no test set
+    validation: list = field(default_factory=list)  # the dataset's own validation/good images (--select val)
 
 
 def plan_class(options: RunOptions, method_cls, config, cls_name: str) -> ClassPlan:
@@ -32,7 +33,17 @@ def plan_class(options: RunOptions, method_cls, config, cls_name: str) -> ClassP
         train = datasets.load_samples(options.dataset, options.datapath, cls_name, "train", fg=fg)
         if not test and len(train) >= 4:
             train, held_out = split_held_out(train, options.holdout, options.seed)
-    return ClassPlan(cls_name, train, test, held_out)
+    validation = own_validation(options, cls_name) if options.test == "ckpt" and options.select == "val" else []
+    return ClassPlan(cls_name, train, test, held_out, validation)
+
+
+def own_validation(options: RunOptions, cls_name: str) -> list:
+    """The good images of the dataset's own ``<class>/validation/good`` split (MVTec LOCO ships one; any
+    MVTec-layout or folder tree may add one); empty when the layout has none."""
+    try:
+        return datasets.load_samples(options.dataset, options.datapath, cls_name, "validation")
+    except UserError:  # no such folder (or no images in it): --select val holds out training images instead
+        return []
 
 
 def split_held_out(train: list, share: float, seed: int) -> tuple[list, list]:

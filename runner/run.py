@@ -157,7 +157,7 @@ def train(ctx: RunContext, model, plan: ClassPlan, ckpt: Path, test_loader) -> d
     def on_validation(m, validation):
         return compute_metrics(predict_dataset(m, loader(validation, options.batch_size, 0), "val"), full=False)
 
-    selection = prepare_selection(options, model, plan.train, on_test, on_validation)
+    selection = prepare_selection(options, model, plan.train, on_test, on_validation, plan.validation)
     record = model.fit(selection.train, ckpt, selection.evaluate, retrain=options.retrain) or {}
     return {**record, "selected_by": selection.rule}
 

@@ -2,8 +2,8 @@
 per-epoch ``evaluate`` callback scores.
 
 - ``test`` (default, the reference): the labelled test set; optimistic, kept for paper comparisons.
-- ``val``: a held-out share (``--val_share``) of the good training images plus, per image, ``--val_anomalies``
-  seeded synthetic anomalies from the method's own image-space synthesis (GLASS: LAS; SLSG: its simulator; each in
+- ``val``: the dataset's own ``validation/good`` images when it has them (MVTec LOCO), otherwise a held-out share
+  (``--val_share``) of the good training images, plus, per image, ``--val_anomalies`` seeded synthetic anomalies from the method's own image-space synthesis (GLASS: LAS; SLSG: its simulator; each in
   ``<method>/validation.py``); the trainers' usual key (image + pixel AUROC for GLASS, image AUROC for SLSG) is
   computed on it. No test label is read.
 - ``last``: no per-epoch evaluation; the final epoch is the model.
@@ -38,9 +38,10 @@ def check_selection(options: RunOptions, tile: int) -> None:
 
 
 def prepare_selection(options: RunOptions, model, train: Sequence, test_evaluate: Callable | None,
-                      score: Callable[[object, object], dict]) -> Selection:
+                      score: Callable[[object, object], dict], own_validation: Sequence = ()) -> Selection:
     """``test_evaluate``: the callback on the test set (or None without one); ``score(method, dataset)``: the
-    selection metrics of a method on a ``TestDataset``-like set (the caller's evaluation, ``full=False``)."""
+    selection metrics of a method on a ``TestDataset``-like set (the caller's evaluation, ``full=False``);
+    ``own_validation``: the dataset's validation/good images (used instead of holding out training images)."""
     if options.select == "last":
         return Selection(list(train), None, "last")
     if options.select == "test":
@@ -49,12 +50,17 @@ def prepare_selection(options: RunOptions, model, train: Sequence, test_evaluate
         return Selection(list(train), test_evaluate, "test")
     from datasets.validation import SyntheticValidation, split_for_validation
 
-    kept, held = split_for_validation(train, options.val_share, options.seed)
+    if own_validation:
+        kept, held, source = list(train), list(own_validation), "validation/good"
+    else:
+        kept, held = split_for_validation(train, options.val_share, options.seed)
+        source = "good"
     makers = importlib.import_module(ANOMALY_MAKERS[options.method])
     per_image = options.val_anomalies
     validation = SyntheticValidation(held, model.preprocessing(train=False), makers.anomaly_maker(model, held),
                                      options.seed, per_image)
-    print(f"--select val: {len(held)} held-out good image(s) + {len(held) * per_image} synthetic anomalies "
-          f"({makers.NAME}); {len(kept)} image(s) left for training")
+    where = ("good image(s) of the dataset's validation/good (all training images train; --val_share unused)"
+             if own_validation else f"good image(s) held out of training ({len(kept)} left to train on)")
+    print(f"--select val: {len(held)} {where} + {len(held) * per_image} synthetic anomalies ({makers.NAME})")
     return Selection(kept, lambda method: score(method, validation),
-                     f"val ({len(held)} good + {len(held) * per_image} {makers.NAME})")
+                     f"val ({len(held)} {source} + {len(held) * per_image} {makers.NAME})")

@@ -177,6 +177,19 @@ def test_loco_demo(tmp_path, capsys):
     assert again == _files(data.datapath)
 
 
+def test_loco_demo_counts(tmp_path):
+    assert main(["--out", str(tmp_path / "l"), "--loco", "--size", "160", "--n_train", "3", "--n_validation", "2",
+                 "--n_test_good", "2", "--n_per_defect", "3"]) == 0
+    root = tmp_path / "l" / "loco" / LOCO_CLASS
+    found = {folder: len(list((root / folder).glob("*.png"))) for folder in
+             ("train/good", "validation/good", "test/good", "test/logical_anomalies", "test/structural_anomalies")}
+    assert found == {"train/good": 3, "validation/good": 2, "test/good": 2, "test/logical_anomalies": 3,
+                     "test/structural_anomalies": 3}
+    assert main(["--out", str(tmp_path / "m"), "--n_validation", "2", "--classes", "coin"]) == 2  # LOCO only
+    with pytest.raises(UserError, match="count"):
+        generate_loco_demo(tmp_path / "x", size=160, n_train=0)
+
+
 @pytest.fixture(scope="module")
 def line(tmp_path_factory):
     return generate_demo(tmp_path_factory.mktemp("line") / "d", seed=0, **SMALL)

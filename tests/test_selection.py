@@ -182,3 +182,37 @@ def test_slsg_val_selection_uses_its_simulator(tmp_path, textures, monkeypatch):
     assert cli.main(_flags(_tree(tmp_path / "d"), tmp_path / "r", textures, "val", "slsg")) == 0
     assert state["reads_in_fit"] == 0
     assert _row(tmp_path / "r")["selected_by"] == "val (2 good + 2 SLSG simulator)"
+
+
+def test_val_uses_the_datasets_own_validation_images(tmp_path, textures, monkeypatch):
+    """A tree with ``<class>/validation/good`` (MVTec LOCO ships one): those images are the validation set's good
+    half and the anomalies' bases, and every training image is trained on (nothing held out of train/)."""
+    glass = method_class("glass")
+    seen = {}
+    original_fit = glass.fit
+
+    def fit(self, train, *a, **k):
+        seen["train"] = [s.image_path for s in train]
+        return original_fit(self, train, *a, **k)
+
+    monkeypatch.setattr(glass, "fit", fit)
+    data = _tree(tmp_path / "d")
+    own = data / "part" / "validation" / "good"
+    own.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for i in range(3):
+        Image.fromarray(object_image("ellipse", 64, 64, rng)[0]).save(own / f"v{i}.png")
+    made = []
+    import glass.validation as glass_validation
+
+    original_maker = glass_validation.anomaly_maker
+
+    def maker(model, held=()):
+        made.extend(s.image_path for s in held)
+        return original_maker(model, held)
+
+    monkeypatch.setattr(glass_validation, "anomaly_maker", maker)
+    assert cli.main(_flags(data, tmp_path / "r", textures, "val")) == 0
+    assert _row(tmp_path / "r")["selected_by"] == "val (3 validation/good + 3 LAS)"
+    assert sorted(Path(p).name for p in seen["train"]) == [f"{i:03d}.png" for i in range(10)]  # all of train/good
+    assert sorted(Path(p).name for p in made) == ["v0.png", "v1.png", "v2.png"]

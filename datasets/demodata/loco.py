@@ -116,8 +116,10 @@ def _structural(kind, h, w, rng, pool, scale):
     raise RuntimeError(f"could not draw a {kind} defect")
 
 
-def write_loco(tree, seed: int, size: int, rng: np.random.Generator, png) -> None:
-    """Write ``loco/coin_grid/...`` into ``tree`` (see ``datasets.demo._Tree``); ``size`` = image width."""
+def write_loco(tree, seed: int, size: int, rng: np.random.Generator, png, counts: dict[str, int] | None = None) -> None:
+    """Write ``loco/coin_grid/...`` into ``tree`` (see ``datasets.demo._Tree``); ``size`` = image width; ``counts``
+    overrides entries of ``COUNTS`` (images per split / anomaly type)."""
+    counts = {**COUNTS, **(counts or {})}
     w = int(size)
     h = int(round(0.6 * w))
     all_coins = coins()
@@ -129,12 +131,12 @@ def write_loco(tree, seed: int, size: int, rng: np.random.Generator, png) -> Non
         tree.write(f"{base}/{rel}", png(np.clip(np.rint(img), 0, 255).astype(np.uint8)))
 
     for split, folder in (("train", "train/good"), ("validation", "validation/good"), ("good", "test/good")):
-        for i in range(COUNTS[split]):
+        for i in range(counts[split]):
             save(f"{folder}/{i:03d}.png", _scene(h, w, rng, train_pool if split != "good" else all_coins,
                                                  scale).render())
     for kind_type, kinds, make in (("logical_anomalies", LOGICAL, _logical),
                                    ("structural_anomalies", STRUCTURAL, _structural)):
-        for i in range(COUNTS[kind_type]):
+        for i in range(counts[kind_type]):
             img, channels = make(kinds[i % len(kinds)], h, w, rng, all_coins, scale)
             save(f"test/{kind_type}/{i:03d}.png", img)
             for j, (name, mask) in enumerate(channels):

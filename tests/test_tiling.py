@@ -202,13 +202,14 @@ def test_a_tiled_glass_run_finds_the_edge_defects(strip_tree, tmp_path):
         heat = maps[f"strip/test/blob/{i:03d}.png"]
         assert heat.shape == (round(H / scale), round(W / scale))  # the whole strip, not a crop
         y, x = np.unravel_index(heat.argmax(), heat.shape)
-        # the hottest point lies on the defect (within its radius plus one map pixel of Gaussian spread) ...
-        assert np.hypot(y * scale - cy, x * scale - cx) <= radius + scale, (i, y * scale, x * scale)
+        # the hottest point lies on the defect, within its radius plus one cell of the finest feature map (layer2,
+        # stride 8 at the 64 px input = 50 px of the strip; measured 6-68 px from the centre over seeds 0-2) ...
+        assert np.hypot(y * scale - cy, x * scale - cx) <= radius + 8 * scale, (i, y * scale, x * scale)
         assert heat.max() > max(good_peaks)  # ... and is hotter than anything in a good strip
     with open(results / "results.csv", newline="") as handle:
         row = next(csv.DictReader(handle))
     assert row["selected_by"] == "last"
-    assert float(row["image_auroc"]) == 1.0 and float(row["pixel_auroc"]) > 0.95  # on the stitched grid
+    assert float(row["image_auroc"]) == 1.0 and float(row["pixel_auroc"]) > 0.99  # stitched grid; 0.9987-0.9993
     # the tile settings are stored with the model: predict scores tile by tile on the same whole-image grid ...
     from datasets.tiling import TiledModel
     from runner.predict import load

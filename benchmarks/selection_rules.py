@@ -10,8 +10,9 @@ Per training seed two runs of ``main.py`` on the same data (generated once under
 epoch of the same training) and ``--select val`` (held-out good images, or the dataset's own ``validation/good``,
 plus the method's own synthetic anomalies; no test label read). Printed: per rule the mean over classes, then mean
 +- std over seeds, of image AUROC, pixel AUROC and AU-PRO on the test set (LOCO: also image AUROC on logical and
-structural anomalies where ``results.csv`` has them), and a line per seed. Runs whose ``results.csv`` exists are
-reused, so an interrupted measurement continues. With ``--jobs N`` runs go side by side, one thread each.
+structural anomalies where ``results.csv`` has them), and a line per seed. Finished runs (``<run>.done``) are
+reused and a killed run resumes, so an interrupted measurement continues. With ``--jobs N`` runs go side by side,
+one thread each. The runs are seeded: on the CPU the figures repeat exactly for the same thread count.
 """
 from __future__ import annotations
 
@@ -61,8 +62,8 @@ def threads_for(jobs: int) -> int:
 
 
 def run_once(command: list[str], results: Path, threads: int) -> Path:
-    csv_path = results / "results.csv"
-    if csv_path.is_file():
+    csv_path, finished = results / "results.csv", results.with_suffix(".done")
+    if finished.is_file():  # results.csv alone may hold the first classes of a killed run: that one resumes
         return csv_path
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     with open(results.with_suffix(".log"), "w") as log:
@@ -70,6 +71,7 @@ def run_once(command: list[str], results: Path, threads: int) -> Path:
                               stderr=subprocess.STDOUT).returncode
     if code != 0:
         sys.exit(f"failed ({code}): {' '.join(command)}\nsee {results.with_suffix('.log')}")
+    finished.write_text("")
     return csv_path
 
 
@@ -130,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     runs.mkdir(parents=True, exist_ok=True)
     base = [sys.executable, "main.py", "--method", args.method, "--test", "ckpt", "--dataset", dataset,
             "--datapath", str(data.datapath), "--augpath", str(data.augpath), "--gpu", "-1", "--num_workers", "0",
-            "--heatmaps", "0", "--tensorboard", "0", "--classes", *(args.classes or data.classes),
+            "--heatmaps", "0", "--tensorboard", "0",
+            *[flag for cls in args.classes or data.classes for flag in ("--classes", cls)],
             *(GLASS if args.method == "glass" else SLSG), *DATA_FLAGS[(args.method, args.data)], *extra]
     jobs = {(select, seed): [*base, "--seed", str(seed), "--select", select,
                              "--results_path", str(runs / f"{select}_s{seed}")]

@@ -20,6 +20,7 @@ from common.compiled import maybe_compile
 from common.device import avoid_host_sync, pinned, to_device
 from common.errors import UserError
 from common.finite import weights_finite
+from common.selection_key import beats, image_plus_pixel, selection_key
 from common.threads import worker_init
 from common.tensorboard_log import TrainingLog
 from glass import checkpoint as ckpt
@@ -194,8 +195,8 @@ class ShardedCentreCache(CentreCache):
 
 
 def _selection_key(metrics: dict) -> float:
-    values = [metrics.get("image_auroc"), metrics.get("pixel_auroc")]
-    return float(sum(v for v in values if v is not None and not math.isnan(float(v))))
+    """The reference's key (image + pixel AUROC, NaN parts left out) unless the evaluation carries its own."""
+    return selection_key(metrics, image_plus_pixel(metrics))
 
 
 class Trainer:
@@ -274,7 +275,8 @@ class Trainer:
                 metrics = evaluate()
                 self.tb.evaluation(epoch, metrics)
                 record.update({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
-                if self.best is None or _selection_key(metrics) > _selection_key(self.best["metrics"]):
+                best_key = None if self.best is None else _selection_key(self.best["metrics"])
+                if beats(metrics, _selection_key(metrics), best_key):
                     self.best = {"epoch": epoch, "metrics": {k: float(v) for k, v in metrics.items()
                                                              if isinstance(v, (int, float))}}
                     ckpt.save_best(folder, {**self.heads(), "epoch": epoch, "metrics": self.best["metrics"],

@@ -1,11 +1,12 @@
-"""Which epoch is kept (``--select test|val|last``) without changing the trainers: the rule only decides what the
-per-epoch ``evaluate`` callback scores.
+"""Which epoch is kept (``--select test|val|last``): the rule decides what the per-epoch ``evaluate`` callback of
+the trainers scores (and, under ``val``, the selection key it carries).
 
 - ``test`` (default, the reference): the labelled test set; optimistic, kept for paper comparisons.
 - ``val``: the dataset's own ``validation/good`` images when it has them (MVTec LOCO), otherwise a held-out share
-  (``--val_share``) of the good training images, plus, per image, ``--val_anomalies`` seeded synthetic anomalies from the method's own image-space synthesis (GLASS: LAS; SLSG: its simulator; each in
-  ``<method>/validation.py``); the trainers' usual key (image + pixel AUROC for GLASS, image AUROC for SLSG) is
-  computed on it. No test label is read.
+  (``--val_share``) of the good training images, plus, per image, ``--val_anomalies`` seeded synthetic anomalies
+  from the method's own image-space synthesis (GLASS: LAS; SLSG: its simulator; each in ``<method>/validation.py``);
+  the key is image + pixel AUROC on it for both methods, equal scores going to the later epoch
+  (``common/selection_key.py``). No test label is read.
 - ``last``: no per-epoch evaluation; the final epoch is the model.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from common.errors import UserError
+from common.selection_key import SELECTION_KEY, image_plus_pixel
 from runner.options import RunOptions
 
 # method name -> module with NAME and anomaly_maker(model, held) -> datasets.validation.AnomalyMaker
@@ -62,5 +64,11 @@ def prepare_selection(options: RunOptions, model, train: Sequence, test_evaluate
     where = ("good image(s) of the dataset's validation/good (all training images train; --val_share unused)"
              if own_validation else f"good image(s) held out of training ({len(kept)} left to train on)")
     print(f"--select val: {len(held)} {where} + {len(held) * per_image} synthetic anomalies ({makers.NAME})")
-    return Selection(kept, lambda method: score(method, validation),
+    return Selection(kept, lambda method: keyed(score(method, validation)),
                      f"val ({len(held)} {source} + {len(held) * per_image} {makers.NAME})")
+
+
+def keyed(metrics: dict) -> dict:
+    """Validation metrics with their own selection key (``common/selection_key.py``): image + pixel AUROC (NaN
+    parts left out), equal scores going to the later epoch."""
+    return {**metrics, SELECTION_KEY: image_plus_pixel(metrics)}

@@ -20,6 +20,7 @@ from common.atomic import atomic_torch_save
 from common.checkpoint_io import safe_torch_load
 from common.errors import UserError
 from common.finite import weights_finite
+from common.selection_key import SELECTION_KEY, beats, selection_key
 from common.tensorboard_log import TrainingLog, tb_folder
 from slsg.batches import make_batch
 from slsg.loss import slsg_loss
@@ -115,13 +116,14 @@ def train(model: SLSGNet, images: Sequence[np.ndarray], simulator: SLSGSimulator
         if evaluate is not None and config.eval_every > 0 and (done % config.eval_every == 0 or done == config.steps):
             metrics = evaluate()
             auroc = metrics.get("image_auroc")
-            log(f"slsg: step {done} test image AUROC {auroc} pixel AUROC {metrics.get('pixel_auroc')}")
+            evaluated_on = "validation" if SELECTION_KEY in metrics else "test"
+            log(f"slsg: step {done} {evaluated_on} image AUROC {auroc} pixel AUROC {metrics.get('pixel_auroc')}")
             tb.evaluation(done, metrics)
             history.append({"epoch": done, "loss": float(np.mean(losses[-config.eval_every:])),
                             **{k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}})
-            if auroc is not None and not math.isnan(auroc) and (best["image_auroc"] is None
-                                                                  or auroc > best["image_auroc"]):
-                best = {"step": done, "image_auroc": float(auroc)}
+            key = selection_key(metrics, auroc)
+            if beats(metrics, key, best.get("key", best["image_auroc"])):
+                best = {"step": done, "image_auroc": None if auroc is None else float(auroc), "key": key}
                 atomic_torch_save(model.state_dict(), best_path)
         if done % max(config.save_every, 1) == 0 or done == config.steps:
             save_last(last_path, model, optimizer, done, best, config, extra)

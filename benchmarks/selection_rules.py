@@ -9,7 +9,7 @@ Per training seed two runs of ``main.py`` on the same data (generated once under
 (the reference rule; its ``image_auroc ...`` columns are the test-selected model, its ``last_*`` columns the final
 epoch of the same training) and ``--select val`` (held-out good images, or the dataset's own ``validation/good``,
 plus the method's own synthetic anomalies; no test label read). Printed: per rule the mean over classes, then mean
-+- std over seeds, of image AUROC, pixel AUROC and AU-PRO on the test set (LOCO: also image AUROC on logical and
++- sample std over seeds, of image AUROC, pixel AUROC and AU-PRO on the test set (LOCO: also image AUROC on logical and
 structural anomalies where ``results.csv`` has them), and a line per seed. Finished runs (``<run>.done``) are
 reused and a killed run resumes, so an interrupted measurement continues. With ``--jobs N`` runs go side by side,
 one thread each. The runs are seeded: on the CPU the figures repeat exactly for the same thread count.
@@ -92,12 +92,17 @@ def rule_values(rows: list[dict], rule: str) -> dict[str, float]:
 
 
 def summarise(per_seed: dict[int, dict[str, dict[str, float]]]) -> dict[str, dict[str, tuple[float, float]]]:
-    """rule -> metric -> (mean, std over seeds); ``per_seed``: seed -> rule -> metric -> class mean."""
+    """rule -> metric -> (mean, sample std over seeds, 0 for one seed); ``per_seed``: seed -> rule -> metric ->
+    class mean."""
     summary = {}
     for rule in RULES:
         metrics = set.intersection(*(set(per_seed[s][rule]) for s in per_seed))
-        summary[rule] = {m: (float(np.mean([per_seed[s][rule][m] for s in per_seed])),
-                             float(np.std([per_seed[s][rule][m] for s in per_seed]))) for m in METRICS if m in metrics}
+        summary[rule] = {}
+        for m in METRICS:
+            if m in metrics:
+                values = [per_seed[s][rule][m] for s in per_seed]
+                spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+                summary[rule][m] = (float(np.mean(values)), spread)
     return summary
 
 

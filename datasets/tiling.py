@@ -155,6 +155,13 @@ class TiledModel:
         print(f"--tile {self.tile}: {len(train)} training image(s) -> {len(tiles)} tiles in {self.cache}")
         return self.model.fit(tiles, ckpt_dir, (lambda _inner: evaluate(self)) if evaluate else None, **options)
 
+    def validation_tiles(self, held: Sequence[Sample]) -> list[Sample]:
+        """The tiles of held-out whole images (``--select val``), written under ``<cache>/validation``: validation
+        anomalies are made on tiles, as training anomalies are, and a tile is scored whole by ``predict``."""
+        if self.cache is None:
+            raise UserError("--tile: no folder for the validation tiles")
+        return write_train_tiles(held, self.tile, self.tile_overlap, self.cache / "validation")
+
     def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         return predict_tiled(self.model.predict, images, self.side, self.overlap)
 

@@ -66,7 +66,7 @@ def run_all(invocation: Invocation, argv: list[str]) -> int:
     options = invocation.options
     method_cls = method_class(options.method)
     check_paths(options, method_cls)
-    check_selection(options, invocation.config.tile)
+    check_selection(options)
     classes = selected_classes(options)
     plans = [plan_class(options, method_cls, invocation.config, c) for c in classes]  # bad input fails here
     ctx = RunContext(options, invocation.config, method_cls, pick_device(options.gpu), invocation.given)

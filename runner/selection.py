@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 from common.errors import UserError
 from common.selection_key import SELECTION_KEY, image_plus_pixel
+from datasets.tiling import TiledModel
 from runner.options import RunOptions
 
 # method name -> module with NAME and anomaly_maker(model, held) -> datasets.validation.AnomalyMaker
@@ -30,11 +31,8 @@ class Selection:
     rule: str                 # what results.csv says selected the epoch
 
 
-def check_selection(options: RunOptions, tile: int) -> None:
-    """Refused before anything is written: combinations the rule cannot serve yet."""
-    if options.select == "val" and tile:
-        raise UserError("--select val with --tile is not supported yet (the validation anomalies are made on whole "
-                        "method inputs); use --select last")
+def check_selection(options: RunOptions) -> None:
+    """Refused before anything is written: combinations the rule cannot serve."""
     if options.select == "val" and options.method not in ANOMALY_MAKERS:
         raise UserError(f"--select val: no validation anomalies for --method {options.method}")
 
@@ -59,13 +57,17 @@ def prepare_selection(options: RunOptions, model, train: Sequence, test_evaluate
         source = "good"
     makers = importlib.import_module(ANOMALY_MAKERS[options.method])
     per_image = options.val_anomalies
-    validation = SyntheticValidation(held, model.preprocessing(train=False), makers.anomaly_maker(model, held),
-                                     options.seed, per_image)
     where = ("good image(s) of the dataset's validation/good (all training images train; --val_share unused)"
              if own_validation else f"good image(s) held out of training ({len(kept)} left to train on)")
-    print(f"--select val: {len(held)} {where} + {len(held) * per_image} synthetic anomalies ({makers.NAME})")
-    return Selection(kept, lambda method: keyed(score(method, validation)),
-                     f"val ({len(held)} {source} + {len(held) * per_image} {makers.NAME})")
+    method, bases = model, held
+    if isinstance(model, TiledModel):  # validate on tiles, as trained: whole held-out images cut like train/
+        method, bases = model.model, model.validation_tiles(held)
+        source, where = f"{source} in {len(bases)} tiles", f"{where}, cut into {len(bases)} tiles"
+    validation = SyntheticValidation(bases, method.preprocessing(train=False), makers.anomaly_maker(method, bases),
+                                     options.seed, per_image)
+    print(f"--select val: {len(held)} {where} + {len(bases) * per_image} synthetic anomalies ({makers.NAME})")
+    return Selection(kept, lambda scored: keyed(score(scored, validation)),
+                     f"val ({len(held)} {source} + {len(bases) * per_image} {makers.NAME})")
 
 
 def keyed(metrics: dict) -> dict:

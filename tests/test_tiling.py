@@ -223,6 +223,29 @@ def test_a_tiled_glass_run_finds_the_edge_defects(strip_tree, tmp_path):
     assert cli.main(flags[:-4] + ["--tile", "200", "--tile_overlap", "50", "--test", "test"]) == 2
 
 
+def test_val_selection_on_tiles(strip_tree, tmp_path, capsys):
+    """``--select val --tile``: whole training images are held out (no tile of them is trained on), cut into tiles
+    like the training images, and the validation anomalies are made on those tiles."""
+    results = tmp_path / "r"
+    flags = ["--method", "glass", "--dataset", "mvtec", "--datapath", str(strip_tree / "data"), "--augpath",
+             str(strip_tree / "tex"), "--results_path", str(results), "--gpu", "-1", "-b", "efficientnet_lite0",
+             "-le", "layer2", "-le", "layer3", "--pretrain_embed_dimension", "32", "--target_embed_dimension", "32",
+             "--dsc_hidden", "32", "--meta_epochs", "2", "--step", "2", "--limit", "16", "--resize", "64",
+             "--imagesize", "64", "--batch_size", "8", "--num_workers", "0", "--fg", "0", "--distribution", "2",
+             "--heatmaps", "0", "--select", "val", "--tile", "400", "--tile_overlap", "50"]
+    assert cli.main(flags) == 0
+    per_image = len(tile_boxes(H, W, 400, 50))
+    trained = sorted(p.name for p in (results / "tiles" / "mvtec_strip" / "images").iterdir())
+    held = sorted(p.name for p in (results / "tiles" / "mvtec_strip" / "validation" / "images").iterdir())
+    assert len(trained) == per_image and len(held) == 2 * per_image  # 3 strips: 1 trains, 2 validate
+    assert {name.split("_t")[0][6:] for name in trained}.isdisjoint({name.split("_t")[0][6:] for name in held})
+    with open(results / "results.csv", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert row["selected_by"] == f"val (2 good in {2 * per_image} tiles + {2 * per_image} LAS)"
+    assert row["best_epoch"] in {"0", "1"}
+    assert f"cut into {2 * per_image} tiles" in capsys.readouterr().out
+
+
 def test_tile_needs_a_method_that_takes_a_tile_whole(tmp_path):
     from common.errors import UserError
     from datasets.tiling import TiledModel
@@ -253,7 +276,3 @@ def test_keep_aspect_and_tiles_are_model_settings_and_selection_flags_are_checke
                 ["--val_anomalies", "0"], ["--select", "best"]):
         with pytest.raises(UserError):
             parse(bad)
-    data = tmp_path / "d"
-    (data / "c" / "train" / "good").mkdir(parents=True)
-    assert cli.main(["--datapath", str(data), "--augpath", str(tmp_path), "--select", "val", "--tile", "64",
-                     "--resize", "64", "--imagesize", "64", "--results_path", str(tmp_path / "r")]) == 2

@@ -27,7 +27,7 @@ def _env():
 
 
 def _heads(path: Path) -> dict[str, torch.Tensor]:
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     return {f"{part}.{k}": v for part in ("discriminator", "pre_projection") for k, v in state[part].items()}
 
 
@@ -51,7 +51,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(demo, tmp_path):
     time.sleep(0.1)  # somewhere inside the next epoch (or its checkpoint write)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    interrupted_epoch = torch.load(latest, map_location="cpu", weights_only=False)["epoch"]
+    interrupted_epoch = torch.load(latest, map_location="cpu", weights_only=True)["epoch"]
     assert interrupted_epoch < EPOCHS - 1, "the run was not interrupted before its last epoch"
 
     resumed = subprocess.run(_command(demo, killed), env=_env(), capture_output=True, text=True, timeout=600)

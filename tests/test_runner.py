@@ -78,7 +78,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(demo, tmp_path, capsy
     assert main.main(tiny_glass_flags(demo, results, epochs=3)) == 2
     err = capsys.readouterr().err
     assert "the loss became nan at epoch 1" in err and "last good checkpoint is kept" in err
-    state = torch.load(results / "models/backbone_0/mvtec_brick/ckpt.pth", weights_only=False)
+    state = torch.load(results / "models/backbone_0/mvtec_brick/ckpt.pth", weights_only=True)
     assert state["epoch"] == 0
     assert all(torch.isfinite(v).all() for v in state["discriminator"].values() if v.is_floating_point())
     assert not list(results.rglob(".*.tmp"))

@@ -16,6 +16,10 @@ Linear -> BatchNorm1d -> LeakyReLU block):
   constants; the projections are differentiable), so the training gradients into P and D are the same.
 
 BatchNorm running statistics get the same 21 updates (``num_batches_tracked`` + 21) as the reference.
+
+Both functions take the batch's reductions (``batch``: sums and quantiles over the rows; ``LOCAL``, this process's
+rows) and the row count of the BCE means (``n_total``): ``glass/ddp.py`` passes a ``common.data_parallel.Shard`` and
+the global count, so that a batch spread over ranks computes the one-process function.
 """
 from __future__ import annotations
 
@@ -49,11 +53,34 @@ class GasResult:
     r_g: Tensor  # quantile of |gaus - c| at the last projection (NaN if none: logging only)
 
 
-def _project(gaus: Tensor, true: Tensor, center: Tensor, r_t: Tensor, cfg: GasConfig
+class LocalBatch:
+    """The batch is this process's rows: sums and quantiles are local (``Shard`` has the same two methods)."""
+
+    @staticmethod
+    def sum(tensor: Tensor) -> Tensor:
+        return tensor
+
+    @staticmethod
+    def quantile(values: Tensor, q: float) -> Tensor:
+        return torch.quantile(values.detach(), q=q)
+
+
+LOCAL = LocalBatch()
+
+
+def _bce(scores: Tensor, target: float, n_total: float | None) -> Tensor:
+    """BCE(scores, target) averaged over the batch: this process's mean, or its sum over ``n_total`` rows."""
+    targets = torch.full_like(scores, target)
+    if n_total is None:
+        return F.binary_cross_entropy(scores, targets)
+    return F.binary_cross_entropy(scores, targets, reduction="sum") / n_total
+
+
+def _project(gaus: Tensor, true: Tensor, center: Tensor, r_t: Tensor, cfg: GasConfig, batch=LOCAL
              ) -> tuple[Tensor, Tensor, Tensor]:
     """Truncated projection. Returns (projected gaus, r_g, the per-row factor alpha/(|h|+eps), detached)."""
     dist_g = torch.norm(gaus - center, dim=1)
-    r_g = torch.quantile(dist_g.detach(), q=cfg.radius)
+    r_g = batch.quantile(dist_g.detach(), cfg.radius)
     if cfg.svd == 1:
         anchor, h, h_norm = center, gaus - center, dist_g
         low, high = r_t, 2 * r_t
@@ -67,28 +94,27 @@ def _project(gaus: Tensor, true: Tensor, center: Tensor, r_t: Tensor, cfg: GasCo
 
 
 def gas_reference(disc: Discriminator, true: Tensor, center: Tensor, r_t: Tensor, noise: Tensor,
-                  cfg: GasConfig) -> GasResult:
-    """The reference loop. true, center, noise: (N, D); r_t: scalar tensor."""
+                  cfg: GasConfig, batch=LOCAL, n_total: float | None = None) -> GasResult:
+    """The reference loop. true, center, noise: (N, D); r_t: scalar tensor. Spread over ranks, ``disc`` has
+    synchronised BatchNorm (its backward is a collective: every rank takes the gradient at once)."""
     n = true.shape[0]
-    zeros = torch.zeros(n, 1, device=true.device)
-    ones = torch.ones(n, 1, device=true.device)
     gaus = true + noise
     r_g = torch.tensor(float("nan"), device=true.device)
     for step in range(cfg.step + 1):
         scores = disc(torch.cat([true, gaus]))
-        true_loss = F.binary_cross_entropy(scores[:n], zeros)
-        gaus_loss = F.binary_cross_entropy(scores[n:], ones)
+        true_loss = _bce(scores[:n], 0.0, n_total)
+        gaus_loss = _bce(scores[n:], 1.0, n_total)
         if step == cfg.step:
             break
         if cfg.mining == 0:
-            r_g = torch.quantile(torch.norm(gaus - center, dim=1).detach(), q=cfg.radius)
+            r_g = batch.quantile(torch.norm(gaus - center, dim=1), cfg.radius)
             break
         grad = torch.autograd.grad(gaus_loss, [gaus])[0]
         grad_norm = torch.norm(grad, dim=1).view(-1, 1)
         with torch.no_grad():
             gaus.add_(ASCENT_STEP * grad / (grad_norm + EPS))
         if (step + 1) % PROJECT_EVERY == 0:
-            gaus, r_g, _ = _project(gaus, true, center, r_t, cfg)
+            gaus, r_g, _ = _project(gaus, true, center, r_t, cfg, batch)
     return GasResult(gaus, true_loss, gaus_loss, r_g)
 
 
@@ -109,13 +135,14 @@ def supports_fast(disc: Discriminator) -> bool:
 
 
 def gas_fast(disc: Discriminator, true: Tensor, center: Tensor, r_t: Tensor, noise: Tensor,
-             cfg: GasConfig) -> GasResult:
-    """Same inputs and result as ``gas_reference`` (up to float rounding); D must pass ``supports_fast``."""
+             cfg: GasConfig, batch=LOCAL, n_total: float | None = None) -> GasResult:
+    """Same inputs and result as ``gas_reference`` (up to float rounding); other discriminators than the default
+    one-block one (``supports_fast``) go to ``gas_reference``."""
     if not supports_fast(disc):
-        return gas_reference(disc, true, center, r_t, noise, cfg)
+        return gas_reference(disc, true, center, r_t, noise, cfg, batch, n_total)
     linear, norm = disc.single_block()
     tail = disc.tail[0]
-    n = true.shape[0]
+    n = true.shape[0] if n_total is None else int(round(n_total))  # rows of each half of the joint batch
     weight, bias = linear.weight, linear.bias
     z_true = linear(true)  # (N, H), graph kept for the final forward
     gaus = true + noise
@@ -124,15 +151,15 @@ def gas_fast(disc: Discriminator, true: Tensor, center: Tensor, r_t: Tensor, noi
     if n_ascent:
         with torch.no_grad():
             zt = z_true.detach()
-            sum_t = zt.sum(0)
+            sum_t = batch.sum(zt.sum(0))
             mean_t = sum_t / n
-            css_t = ((zt - mean_t) ** 2).sum(0)  # centred sum of squares of the true half
+            css_t = batch.sum(((zt - mean_t) ** 2).sum(0))  # centred sum of squares of the true half
             gram = weight @ weight.T  # (H, H)
             zg = linear(gaus.detach())
             anchor_z = zt if cfg.svd == 0 else linear(center)
             acc = torch.zeros_like(zg)  # sum of scaled dL/dz since the last materialisation of gaus
         params = [p.detach() for p in (norm.weight, norm.bias, tail.weight)]
-        ascent_grad = AscentGrad(zg)
+        ascent_grad = AscentGrad(zg, batch)
         moved, product = torch.empty_like(zg), torch.empty_like(zg)
         for step in range(n_ascent):
             grad_z, mean, var = ascent_grad(zg, sum_t, mean_t, css_t, params, norm.eps, n)
@@ -149,16 +176,15 @@ def gas_fast(disc: Discriminator, true: Tensor, center: Tensor, r_t: Tensor, noi
                     gaus.add_(acc @ weight)
                     acc.zero_()
             if (step + 1) % PROJECT_EVERY == 0:
-                gaus, r_g, factor = _project(gaus, true, center, r_t, cfg)
+                gaus, r_g, factor = _project(gaus, true, center, r_t, cfg, batch)
                 with torch.no_grad():
                     zg = anchor_z + (zg - anchor_z) * factor
     elif cfg.mining == 0:
-        r_g = torch.quantile(torch.norm(gaus - center, dim=1).detach(), q=cfg.radius)
+        r_g = batch.quantile(torch.norm(gaus - center, dim=1), cfg.radius)
     z = torch.cat([z_true, F.linear(gaus, weight, bias)])
-    scores = disc.tail(F.leaky_relu(norm(z), LEAKY_SLOPE))
-    true_loss = F.binary_cross_entropy(scores[:n], torch.zeros(n, 1, device=true.device))
-    gaus_loss = F.binary_cross_entropy(scores[n:], torch.ones(n, 1, device=true.device))
-    return GasResult(gaus, true_loss, gaus_loss, r_g)
+    scores = disc.tail(F.leaky_relu(norm(z), LEAKY_SLOPE))  # spread over ranks: synchronised BatchNorm
+    rows = true.shape[0]
+    return GasResult(gaus, _bce(scores[:rows], 0.0, n_total), _bce(scores[rows:], 1.0, n_total), r_g)
 
 
 class AscentGrad:
@@ -167,9 +193,10 @@ class AscentGrad:
     step are mostly page faults. Same values up to float rounding (tests/test_glass_step.py). The returned
     gradient is a buffer overwritten by the next call."""
 
-    def __init__(self, like: Tensor) -> None:
+    def __init__(self, like: Tensor, batch=LOCAL) -> None:
         self.a, self.b, self.c = (torch.empty_like(like) for _ in range(3))
         self.mask = torch.empty(like.shape, dtype=torch.bool, device=like.device)
+        self.batch = batch  # the BatchNorm sums and the backward's column sums go over the whole batch
 
     @torch.no_grad()
     def __call__(self, zg: Tensor, sum_t: Tensor, mean_t: Tensor, css_t: Tensor, params: list[Tensor], eps: float,
@@ -177,10 +204,10 @@ class AscentGrad:
         gamma, beta, tail_w = params
         a, b, c, mask = self.a, self.b, self.c, self.mask
         total = 2 * n
-        mean = (sum_t + zg.sum(0)) / total
+        mean = (sum_t + self.batch.sum(zg.sum(0))) / total
         torch.sub(zg, mean, out=a)
         torch.mul(a, a, out=b)
-        var = (css_t + n * (mean_t - mean) ** 2 + b.sum(0)) / total
+        var = (css_t + n * (mean_t - mean) ** 2 + self.batch.sum(b.sum(0))) / total
         rstd = torch.rsqrt(var + eps)
         a.mul_(rstd)  # x_hat
         torch.addcmul(beta, a, gamma, out=b)  # y
@@ -194,9 +221,8 @@ class AscentGrad:
         torch.mul(d_logit[:, None], tail_w[0] * gamma, out=b)
         torch.mul(b, LEAKY_SLOPE, out=c)
         torch.where(mask, b, c, out=b)  # dL/dx_hat
-        sum_g = b.sum(0)
         torch.mul(b, a, out=c)
-        sum_gx = c.sum(0)
+        sum_g, sum_gx = self.batch.sum(torch.stack([b.sum(0), c.sum(0)]))  # one collective over ranks
         # batch-norm backward over the joint batch; only the gaus rows carry loss (the true rows' x_hat do not)
         torch.sub(b, sum_g / total, out=c)
         c.addcmul_(a, sum_gx / total, value=-1)

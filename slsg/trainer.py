@@ -73,10 +73,10 @@ def train_step(model: SLSGNet, optimizer: torch.optim.Optimizer, x: torch.Tensor
 
 
 def save_last(path: Path, model: SLSGNet, optimizer: torch.optim.Optimizer, step: int, best: dict,
-              config: TrainConfig, extra: dict) -> None:
+              config: TrainConfig, extra: dict, history: list[dict] | None = None) -> None:
     atomic_torch_save({"format": FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                        "step": step, "best": best, "config": asdict(config), "extra": extra,
-                       "torch_rng": torch.get_rng_state()}, path)
+                       "history": list(history or []), "torch_rng": torch.get_rng_state()}, path)
 
 
 def train(model: SLSGNet, images: Sequence[np.ndarray], simulator: SLSGSimulator, config: TrainConfig,
@@ -87,6 +87,7 @@ def train(model: SLSGNet, images: Sequence[np.ndarray], simulator: SLSGSimulator
     model.to(device)
     optimizer = make_optimizer(model, config)
     start, best = 0, {"step": None, "image_auroc": None}
+    history: list[dict] = []  # one record per evaluation or save: {"epoch": step, "loss", metrics...}
     if resume and last_path.is_file():
         state = safe_torch_load(last_path, "SLSG training checkpoint")
         if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -94,10 +95,11 @@ def train(model: SLSGNet, images: Sequence[np.ndarray], simulator: SLSGSimulator
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, best = int(state["step"]), state["best"]
+        history = list(state.get("history", []))
         torch.set_rng_state(state["torch_rng"])
         log(f"slsg: resuming from step {start} ({last_path})")
     losses: list[float] = []
-    history: list[dict] = []
+    since: list[float] = []  # losses since the last history record (one per evaluation or save)
     tb = TrainingLog(tb_folder(best_path), config.tensorboard, start)
     t0 = time.time()
     for step in range(start, config.steps):
@@ -108,31 +110,37 @@ def train(model: SLSGNet, images: Sequence[np.ndarray], simulator: SLSGSimulator
             raise UserError(f"slsg: the loss became {became} at step {step} (try a lower --lr); the last good "
                             f"checkpoint is kept at {last_path}")
         losses.append(loss)
+        since.append(loss)
         tb.iteration({"loss": loss, "lr": cosine_lr(step, config.steps, config.lr)})
         done = step + 1
         if done % 10 == 0 or done == config.steps:
             log(f"slsg: step {done}/{config.steps} loss {np.mean(losses[-10:]):.4f} "
                 f"({(time.time() - t0) / max(len(losses), 1):.2f} s/step)")
-        if evaluate is not None and config.eval_every > 0 and (done % config.eval_every == 0 or done == config.steps):
+        evaluating = evaluate is not None and config.eval_every > 0 and (done % config.eval_every == 0
+                                                                         or done == config.steps)
+        saving = done % max(config.save_every, 1) == 0 or done == config.steps
+        if evaluating or saving:
+            history.append({"epoch": done, "loss": float(np.mean(since))})
+            since = []
+        if evaluating:
             metrics = evaluate()
             auroc = metrics.get("image_auroc")
             evaluated_on = "validation" if SELECTION_KEY in metrics else "test"
             log(f"slsg: step {done} {evaluated_on} image AUROC {auroc} pixel AUROC {metrics.get('pixel_auroc')}")
             tb.evaluation(done, metrics)
-            history.append({"epoch": done, "loss": float(np.mean(losses[-config.eval_every:])),
-                            **{k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}})
+            history[-1].update({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
             key = selection_key(metrics, auroc)
             if beats(metrics, key, best.get("key", best["image_auroc"])):
                 best = {"step": done, "image_auroc": None if auroc is None else float(auroc), "key": key}
                 atomic_torch_save(model.state_dict(), best_path)
-        if done % max(config.save_every, 1) == 0 or done == config.steps:
-            save_last(last_path, model, optimizer, done, best, config, extra)
+        if saving:
+            save_last(last_path, model, optimizer, done, best, config, extra, history)
             tb.flush()
     tb.close()
     if best["step"] is None:  # no test-set selection: the final model is the one reported
         best = {"step": config.steps, "image_auroc": None}
         atomic_torch_save(model.state_dict(), best_path)
-        save_last(last_path, model, optimizer, config.steps, best, config, extra)
+        save_last(last_path, model, optimizer, config.steps, best, config, extra, history)
     elif start >= config.steps and not best_path.is_file():
         atomic_torch_save(model.state_dict(), best_path)
     return {"best_epoch": best["step"], "last_epoch": config.steps, "losses": losses, "epochs": history}

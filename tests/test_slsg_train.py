@@ -37,15 +37,19 @@ def test_resume_gives_the_identical_model(demo, tmp_path):
         return SLSGNet(grid=SIZE // 16)
 
     a = fresh_model()
-    train(a, images, sim, config, torch.device("cpu"), tmp_path / "a.tch", tmp_path / "a_last.tch", log=lambda _: None)
+    straight = train(a, images, sim, config, torch.device("cpu"), tmp_path / "a.tch", tmp_path / "a_last.tch",
+                     log=lambda _: None)
     b = fresh_model()
     short = TrainConfig(**{**config.__dict__, "steps": 2})
     train(b, images, sim, short, torch.device("cpu"), tmp_path / "b.tch", tmp_path / "b_last.tch", log=lambda _: None)
     c = fresh_model()
-    train(c, images, sim, config, torch.device("cpu"), tmp_path / "b.tch", tmp_path / "b_last.tch",
-          log=lambda _: None)
+    resumed = train(c, images, sim, config, torch.device("cpu"), tmp_path / "b.tch", tmp_path / "b_last.tch",
+                    log=lambda _: None)
     for key, value in a.state_dict().items():
         assert torch.equal(value, c.state_dict()[key]), key
+    # the training history (report curves) survives the resume: one record per saved step, the same values
+    assert [h["epoch"] for h in straight["epochs"]] == [1, 2, 3]
+    assert resumed["epochs"] == straight["epochs"]
     assert last_path(tmp_path / "b.tch") == tmp_path / "b_last.tch"
 
 

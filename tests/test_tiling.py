@@ -181,18 +181,23 @@ def test_the_tiled_route_finds_the_edge_defect_the_centre_crop_misses(strip_tree
     assert row["image_auroc"] == 1.0 and row["pixel_auroc"] > 0.75
 
 
+def _tiled_glass(strip_tree, results, width: int, *extra: str) -> list[str]:
+    """main.py flags: GLASS on the strips with the offline EfficientNet-Lite0 features at 64 px, heads ``width``
+    wide; ``extra`` last (the tests cut the trailing tile flags)."""
+    return ["--method", "glass", "--dataset", "mvtec", "--datapath", str(strip_tree / "data"), "--augpath",
+            str(strip_tree / "tex"), "--results_path", str(results), "--gpu", "-1", "-b", "efficientnet_lite0",
+            "-le", "layer2", "-le", "layer3", "--pretrain_embed_dimension", str(width), "--target_embed_dimension",
+            str(width), "--dsc_hidden", str(width), "--resize", "64", "--imagesize", "64", "--batch_size", "8",
+            "--num_workers", "0", "--fg", "0", "--distribution", "2", "--heatmaps", "0", *extra]
+
+
 def test_a_tiled_glass_run_finds_the_edge_defects(strip_tree, tmp_path):
     """End to end through main.py with the real (offline ImageNet) EfficientNet-Lite0 features: GLASS trains on the
     tiles, scores whole strips (maps on the full 3000 px width) and localises the small defects at the image edges,
     selected without test labels (``--select last``)."""
     results = tmp_path / "r"
-    flags = ["--method", "glass", "--dataset", "mvtec", "--datapath", str(strip_tree / "data"), "--augpath",
-             str(strip_tree / "tex"), "--results_path", str(results), "--gpu", "-1", "-b", "efficientnet_lite0",
-             "-le", "layer2", "-le", "layer3", "--pretrain_embed_dimension", "64", "--target_embed_dimension", "64",
-             "--dsc_hidden", "64", "--meta_epochs", "3", "--eval_epochs", "1", "--step", "20", "--lr", "0.001",
-             "--resize", "64", "--imagesize", "64", "--batch_size", "8", "--num_workers", "0", "--fg", "0",
-             "--distribution", "2", "--heatmaps", "0", "--save_maps", "--select", "last",
-             "--tile", "400", "--tile_overlap", "50"]
+    flags = _tiled_glass(strip_tree, results, 64, "--meta_epochs", "3", "--eval_epochs", "1", "--step", "20",
+                         "--lr", "0.001", "--save_maps", "--select", "last", "--tile", "400", "--tile_overlap", "50")
     assert cli.main(flags) == 0
     assert len(list((results / "tiles" / "mvtec_strip" / "images").iterdir())) == 3 * len(tile_boxes(H, W, 400, 50))
     scale = 400 / 64  # original pixels per stitched-map pixel
@@ -227,12 +232,8 @@ def test_val_selection_on_tiles(strip_tree, tmp_path, capsys):
     """``--select val --tile``: whole training images are held out (no tile of them is trained on), cut into tiles
     like the training images, and the validation anomalies are made on those tiles."""
     results = tmp_path / "r"
-    flags = ["--method", "glass", "--dataset", "mvtec", "--datapath", str(strip_tree / "data"), "--augpath",
-             str(strip_tree / "tex"), "--results_path", str(results), "--gpu", "-1", "-b", "efficientnet_lite0",
-             "-le", "layer2", "-le", "layer3", "--pretrain_embed_dimension", "32", "--target_embed_dimension", "32",
-             "--dsc_hidden", "32", "--meta_epochs", "2", "--step", "2", "--limit", "16", "--resize", "64",
-             "--imagesize", "64", "--batch_size", "8", "--num_workers", "0", "--fg", "0", "--distribution", "2",
-             "--heatmaps", "0", "--select", "val", "--tile", "400", "--tile_overlap", "50"]
+    flags = _tiled_glass(strip_tree, results, 32, "--meta_epochs", "2", "--step", "2", "--limit", "16",
+                         "--select", "val", "--tile", "400", "--tile_overlap", "50")
     assert cli.main(flags) == 0
     per_image = len(tile_boxes(H, W, 400, 50))
     trained = sorted(p.name for p in (results / "tiles" / "mvtec_strip" / "images").iterdir())
